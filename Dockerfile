@@ -1,0 +1,11 @@
+FROM python:3.11-slim
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+RUN pip install -e .
+COPY . .
+RUN DJANGO_SECRET_KEY=build-only-key-not-used-at-runtime-0000 python manage.py collectstatic --noinput
+RUN useradd --create-home tidings && chown -R tidings /app
+USER tidings
+EXPOSE 8000
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]

@@ -1,0 +1,61 @@
+"""The Celery app. Wiring only: settings come from config.settings (CELERY_ prefix)."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("tidings")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+
+def _configure() -> None:
+    from django.conf import settings
+
+    conf: dict[str, object] = {
+        # Reliability: a task is acknowledged only after it ran, and goes back to the queue when
+        # its worker dies; JSON only; every task has a time limit.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_time_limit": 300,
+        "task_soft_time_limit": 240,
+        "worker_prefetch_multiplier": 1,
+        "task_ignore_result": True,
+        "broker_connection_retry_on_startup": True,
+        "timezone": "UTC",
+        "beat_schedule_filename": str(settings.VAR_DIR / "celerybeat-schedule"),
+    }
+    if settings.CELERY_BROKER_URL.startswith("filesystem"):
+        # The embedded default has no broker server: messages are files in var/celery/.
+        folder = settings.CELERY_FILESYSTEM_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        conf["broker_transport_options"] = {
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "store_processed": False,
+        }
+    else:
+        # Longer than any countdown or ETA we schedule (the longest is a day for digests), so
+        # Redis never re-delivers a task that is merely waiting.
+        conf["broker_transport_options"] = {"visibility_timeout": 2 * 24 * 3600}
+    app.conf.update(conf)
+
+
+_configure()
+app.autodiscover_tasks()
+
+# Periodic jobs live here, one line and one reason each.
+app.conf.beat_schedule = {
+    # Tickets are single-use and expire within a minute; drop the dead rows so the table stays small.
+    "prune-expired-realtime-tickets": {
+        "task": "realtime.tasks.prune_expired_tickets",
+        "schedule": crontab(minute="*/10"),
+    },
+}

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.authtoken.views import obtain_auth_token
+
+from config.health import healthz
+from crm import api as crm_api
+from crm import views as crm_views
+from feed import api as feed_api
+from feed import views as feed_views
+from realtime import api as realtime_api
+
+api_v1 = [
+    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("realtime/ticket/", realtime_api.TicketView.as_view(), name="api-realtime-ticket"),
+    path("accounts/", crm_api.AccountListView.as_view(), name="api-accounts"),
+    path("accounts/<int:account_id>/", crm_api.AccountDetailView.as_view(), name="api-account"),
+    path(
+        "accounts/<int:account_id>/activities/",
+        feed_api.AccountActivitiesView.as_view(),
+        name="api-account-activities",
+    ),
+    path(
+        "activities/<int:activity_id>/",
+        feed_api.ActivityDetailView.as_view(),
+        name="api-activity",
+    ),
+]
+
+urlpatterns = [
+    path("", feed_views.home, name="home"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", crm_views.account_list, name="account-list"),
+    path("accounts/<int:account_id>/", crm_views.account_detail, name="account-detail"),
+    path("accounts/<int:account_id>/post/", feed_views.post_to_account, name="account-post"),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    path("healthz/", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]

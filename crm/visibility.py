@@ -1,0 +1,65 @@
+"""The one visibility policy: which accounts a user can see.
+
+Every page, API call, search, feed, WebSocket subscription, notification, mention and export asks
+this module. "Not yours" and "does not exist" look the same to the caller: both raise
+`AccountNotFound`, a 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from crm.models import Account, AccountTeamMember, Team, User
+
+
+class AccountNotFound(Http404):
+    """The account does not exist, or the user may not see it; the two are never told apart."""
+
+    def __init__(self) -> None:
+        super().__init__("Not found.")
+
+
+def live_accounts() -> QuerySet[Account]:
+    """Accounts that are neither merged away nor archived."""
+    return Account.objects.filter(merged_into__isnull=True, archived_at__isnull=True)
+
+
+def visible_accounts(user: Any) -> QuerySet[Account]:
+    """Every live account `user` may see.
+
+    - inactive or anonymous: none
+    - admin and support: all (support serves requests on every account by default)
+    - rep: owned, their team's, and accounts they are granted on
+    - manager: as a rep, plus the accounts of the teams they manage
+    """
+    accounts = live_accounts()
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return accounts.none()
+    if user.is_admin or user.role == User.Role.SUPPORT:
+        return accounts
+    granted = AccountTeamMember.objects.filter(user_id=user.pk).values("account_id")
+    condition = Q(owner_id=user.pk) | Q(pk__in=granted)
+    if user.team_id is not None:
+        condition |= Q(team_id=user.team_id)
+    if user.role == User.Role.MANAGER:
+        condition |= Q(team_id__in=Team.objects.filter(managers=user.pk).values("pk"))
+    return accounts.filter(condition)
+
+
+def can_see_account(user: Any, account_id: int) -> bool:
+    return visible_accounts(user).filter(pk=account_id).exists()
+
+
+def get_visible_account(user: Any, account_id: int | str) -> Account:
+    """The account with this id if `user` may see it; raises `AccountNotFound` otherwise."""
+    try:
+        pk = int(account_id)
+    except (TypeError, ValueError):
+        raise AccountNotFound() from None
+    account = visible_accounts(user).select_related("owner", "team").filter(pk=pk).first()
+    if account is None:
+        raise AccountNotFound()
+    return account

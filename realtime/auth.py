@@ -1,0 +1,85 @@
+"""Who is on the other end of a WebSocket, decided before the handshake is accepted.
+
+Two ways in: a browser with its session cookie, which must come from an allowed Origin (cross-site
+WebSocket hijacking otherwise rides the cookie), or an API client with a single-use ticket, which may
+send no Origin but never a foreign one. The verdict is left in the scope for the consumer, which
+closes with 4403 (origin) or 4401 (no user) without reading a single message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.http.request import split_domain_port, validate_host
+
+from realtime.tickets import redeem_ticket
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_BAD_ORIGIN = 4403
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin_triple(url: str) -> tuple[str, str, int] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname or parts.path not in ("", "/"):
+        return None
+    return parts.scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[parts.scheme]
+
+
+def is_origin_allowed(scope: dict[str, Any], origin: str) -> bool:
+    """Same scheme, host and port as the page the socket belongs to, or a configured origin."""
+    claimed = _origin_triple(origin)
+    if claimed is None:
+        return False
+    if any(claimed == _origin_triple(allowed) for allowed in settings.TIDINGS_ALLOWED_ORIGINS):
+        return True
+    headers = dict(scope.get("headers", []))
+    host = headers.get(b"host", b"").decode("latin-1")
+    domain, _port = split_domain_port(host)
+    if not domain or not validate_host(domain, settings.ALLOWED_HOSTS):
+        return False
+    scheme = "https" if scope.get("scheme") == "wss" else "http"
+    return claimed == _origin_triple(f"{scheme}://{host}")
+
+
+class RealtimeGate:
+    """Inner middleware: runs after the session user is resolved, decides the verdict."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        scope = dict(scope)
+        headers = dict(scope.get("headers", []))
+        raw_origin = headers.get(b"origin")
+        origin = raw_origin.decode("latin-1") if raw_origin is not None else None
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        tickets = query.get("ticket")
+        if tickets:
+            scope["auth_method"] = "ticket"
+            user = await database_sync_to_async(redeem_ticket)(tickets[0])
+            scope["user"] = user or AnonymousUser()
+            if origin is not None and not is_origin_allowed(scope, origin):
+                scope["realtime_reject"] = CLOSE_BAD_ORIGIN
+            elif user is None:
+                scope["realtime_reject"] = CLOSE_UNAUTHENTICATED
+        else:
+            scope["auth_method"] = "session"
+            if origin is None or not is_origin_allowed(scope, origin):
+                scope["realtime_reject"] = CLOSE_BAD_ORIGIN
+            elif not scope["user"].is_authenticated or not scope["user"].is_active:
+                scope["realtime_reject"] = CLOSE_UNAUTHENTICATED
+        return await self.app(scope, receive, send)
+
+
+def RealtimeAuthStack(inner: Any) -> Any:  # noqa: N802 - named like Channels' own stacks
+    return AuthMiddlewareStack(RealtimeGate(inner))

@@ -1,0 +1,55 @@
+"""The event outbox and WebSocket tickets.
+
+`Event` rows are written in the same transaction as the change they describe, so what committed is
+what can be delivered. Their ids are the stream cursors: `realtime.outbox` assigns them under a lock
+held until commit, which makes id order equal commit order (see docs/realtime.md).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Event(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    stream = models.CharField(max_length=64)
+    # The id of the previous event of the same stream: a consumer that sees `prev` ahead of its
+    # own cursor knows a live message went missing and catches up from here.
+    prev_id = models.BigIntegerField(null=True, blank=True)
+    type = models.CharField(max_length=64)
+    data = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["stream", "id"], name="realtime_event_stream_id")]
+
+    def __str__(self) -> str:
+        return f"{self.stream}#{self.id} {self.type}"
+
+    def as_message(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "prev": self.prev_id,
+            "stream": self.stream,
+            "type": self.type,
+            "data": self.data,
+        }
+
+
+class Ticket(models.Model):
+    """A short-lived, single-use credential for a non-browser WebSocket client.
+
+    Only a hash of the ticket is stored, so a database dump cannot be replayed.
+    """
+
+    key_hash = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="realtime_tickets"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"ticket for {self.user_id} until {self.expires_at:%H:%M:%S}"
