@@ -161,6 +161,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"ActivityKindEnum": "feed.models.Activity.Kind"},
 }
 
 # Realtime: how long a WebSocket ticket lives, and how far back a cursor may be served.

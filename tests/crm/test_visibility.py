@@ -1,0 +1,74 @@
+"""The one visibility policy, table-driven over the demo roles."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm import actions
+from crm.visibility import AccountNotFound, can_see_account, get_visible_account, visible_accounts
+from tests.conftest import Cast, make_account
+
+# (who, sees East account owned by alice, sees West account owned by erin)
+TABLE = [
+    ("owner", True, False),
+    ("teammate", True, False),
+    ("outsider", False, True),
+    ("support", True, True),
+    ("manager", True, False),
+    ("admin", True, True),
+]
+
+
+@pytest.mark.parametrize(("who", "sees_east", "sees_west"), TABLE)
+def test_visibility_by_role(cast: Cast, who: str, sees_east: bool, sees_west: bool) -> None:
+    user = getattr(cast, who)
+    assert can_see_account(user, cast.account.pk) is sees_east
+    assert can_see_account(user, cast.west_account.pk) is sees_west
+    expected = {a.pk for a, seen in ((cast.account, sees_east), (cast.west_account, sees_west)) if seen}
+    assert set(visible_accounts(user).values_list("pk", flat=True)) == expected
+
+
+def test_account_team_grant_opens_one_account(cast: Cast) -> None:
+    actions.grant_account_access(actor=cast.admin, account=cast.account, user=cast.outsider)
+    assert can_see_account(cast.outsider, cast.account.pk)
+    other_east = make_account(cast.admin, cast.teammate, "Other East")
+    assert not can_see_account(cast.outsider, other_east.pk)
+
+
+def test_revoking_a_grant_closes_the_account(cast: Cast) -> None:
+    actions.grant_account_access(actor=cast.admin, account=cast.account, user=cast.outsider)
+    actions.revoke_account_access(actor=cast.admin, account=cast.account, user=cast.outsider)
+    assert not can_see_account(cast.outsider, cast.account.pk)
+
+
+def test_deactivated_user_sees_nothing(cast: Cast) -> None:
+    cast.owner.is_active = False
+    cast.owner.save(update_fields=["is_active"])
+    assert not visible_accounts(cast.owner).exists()
+
+
+def test_anonymous_sees_nothing(cast: Cast) -> None:
+    from django.contrib.auth.models import AnonymousUser
+
+    assert not visible_accounts(AnonymousUser()).exists()
+
+
+def test_merged_and_archived_accounts_are_hidden_from_everyone(cast: Cast) -> None:
+    from django.utils import timezone
+
+    cast.west_account.archived_at = timezone.now()
+    cast.west_account.save(update_fields=["archived_at"])
+    assert not can_see_account(cast.admin, cast.west_account.pk)
+
+
+def test_not_yours_and_missing_raise_the_same_error(cast: Cast) -> None:
+    with pytest.raises(AccountNotFound) as hidden:
+        get_visible_account(cast.outsider, cast.account.pk)
+    with pytest.raises(AccountNotFound) as missing:
+        get_visible_account(cast.outsider, 999_999)
+    assert str(hidden.value) == str(missing.value)
+
+
+def test_manager_of_no_team_sees_only_own_accounts(cast: Cast) -> None:
+    cast.east.managers.clear()
+    assert not can_see_account(cast.manager, cast.account.pk)
