@@ -53,7 +53,7 @@ app.autodiscover_tasks()
 
 # Periodic jobs live here, one line and one reason each.
 app.conf.beat_schedule = {
-    # Tickets are single-use and expire within a minute; drop the dead rows so the table stays small.
+    # Tickets are single-use and expire within a minute; drop dead rows to keep the table small.
     "prune-expired-realtime-tickets": {
         "task": "realtime.tasks.prune_expired_tickets",
         "schedule": crontab(minute="*/10"),

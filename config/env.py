@@ -59,7 +59,9 @@ def env_url(name: str, *, schemes: tuple[str, ...]) -> str:
     parsed = urlparse(raw)
     if parsed.scheme not in schemes:
         allowed = ", ".join(f"{s}://" for s in schemes)
-        raise ImproperlyConfigured(f"{name} must start with one of {allowed} (got {parsed.scheme!r}).")
+        raise ImproperlyConfigured(
+            f"{name} must start with one of {allowed} (got {parsed.scheme!r})."
+        )
     if parsed.scheme not in {"sqlite", "unix"} and not parsed.hostname:
         raise ImproperlyConfigured(f"{name} has no host name.")
     return raw

@@ -23,7 +23,9 @@ def _redis_status() -> str:
     import redis
 
     try:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+        client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1
+        )
         try:
             return "ok" if client.ping() else "down"
         finally:

@@ -111,7 +111,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "tidings.sqlite3",
+            "NAME": str(VAR_DIR / "tidings.sqlite3"),
             # Writers wait for each other instead of failing with "database is locked".
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
         }

@@ -36,7 +36,16 @@ OPPORTUNITY_FIELDS = {
     "close_date",
     "owner",
 }
-LEAD_FIELDS = {"first_name", "last_name", "company", "email", "phone", "group", "dead_reason", "owner"}
+LEAD_FIELDS = {
+    "first_name",
+    "last_name",
+    "company",
+    "email",
+    "phone",
+    "group",
+    "dead_reason",
+    "owner",
+}
 
 
 def _require_admin(actor: User) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from crm.models import Account, Contact, Opportunity, User
@@ -19,7 +21,9 @@ class OwnerSerializer(serializers.ModelSerializer[User]):
 class AccountListSerializer(serializers.ModelSerializer[Account]):
     owner = OwnerSerializer(read_only=True)
     team = serializers.CharField(source="team.name", read_only=True)
-    domains = serializers.SlugRelatedField(slug_field="domain", many=True, read_only=True)
+    domains: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="domain", many=True, read_only=True
+    )
 
     class Meta:
         model = Account
@@ -28,7 +32,9 @@ class AccountListSerializer(serializers.ModelSerializer[Account]):
 
 
 class ContactSerializer(serializers.ModelSerializer[Contact]):
-    emails = serializers.SlugRelatedField(slug_field="address", many=True, read_only=True)
+    emails: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="address", many=True, read_only=True
+    )
     name = serializers.CharField(source="full_name", read_only=True)
 
     class Meta:

@@ -34,7 +34,9 @@ def account_detail(request: HttpRequest, account_id: int) -> HttpResponse:
     # page and over the socket, and the page drops the copy, rather than being missed.
     cursor = account_stream_cursor(account.pk)
     try:
-        timeline = account_timeline(request.user, account, before=request.GET.get("before"), kind=kind)
+        timeline = account_timeline(
+            request.user, account, before=request.GET.get("before"), kind=kind
+        )
     except ValidationError:
         timeline = account_timeline(request.user, account, kind=kind)
     context = {

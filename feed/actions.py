@@ -66,4 +66,6 @@ def log_activity(
 
 def post_activity(*, author: User, account: Account, body: str) -> Activity:
     """A post by `author` on `account`'s timeline."""
-    return log_activity(actor=author, account=account, kind=Activity.Kind.POST, body=_clean_text(body))
+    return log_activity(
+        actor=author, account=account, kind=Activity.Kind.POST, body=_clean_text(body)
+    )

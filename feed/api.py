@@ -38,7 +38,9 @@ class AccountActivitiesView(APIView):
         account = get_visible_account(request.user, account_id)
         kind = request.query_params.get("kind") or None
         if kind is not None and kind not in Activity.Kind.values:
-            raise ApiValidationError({"kind": f"Unknown kind; use one of {', '.join(Activity.Kind.values)}."})
+            raise ApiValidationError(
+                {"kind": f"Unknown kind; use one of {', '.join(Activity.Kind.values)}."}
+            )
         try:
             page = account_timeline(
                 request.user, account, before=request.query_params.get("before"), kind=kind
@@ -56,7 +58,7 @@ class AccountActivitiesView(APIView):
         incoming.is_valid(raise_exception=True)
         body = incoming.validated_data["body"]
         try:
-            activity = post_activity(author=request.user, account=account, body=body)
+            activity = post_activity(author=request.user, account=account, body=body)  # type: ignore[arg-type]
         except ValidationError as error:
             raise ApiValidationError({"body": error.messages}) from None
         data = dict(ActivitySerializer(activity).data)

@@ -55,7 +55,9 @@ class Activity(models.Model):
         ordering = ["-occurred_at", "-id"]
         indexes = [
             models.Index(fields=["account", "-occurred_at", "-id"], name="feed_timeline"),
-            models.Index(fields=["account", "kind", "-occurred_at", "-id"], name="feed_timeline_kind"),
+            models.Index(
+                fields=["account", "kind", "-occurred_at", "-id"], name="feed_timeline_kind"
+            ),
         ]
         verbose_name_plural = "activities"
 

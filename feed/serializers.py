@@ -25,10 +25,9 @@ class ActivitySerializer(serializers.ModelSerializer[Activity]):
     author = PersonSerializer(read_only=True, allow_null=True)
     account = serializers.IntegerField(source="account_id", read_only=True)
     contact = serializers.IntegerField(source="contact_id", read_only=True, allow_null=True)
-    opportunity = serializers.IntegerField(
-        source="opportunity_id", read_only=True, allow_null=True
-    )
-    parent = serializers.IntegerField(source="parent_id", read_only=True, allow_null=True)
+    opportunity = serializers.IntegerField(source="opportunity_id", read_only=True, allow_null=True)
+    # DRF pops declared fields off the class, so this does not shadow Field.parent at run time.
+    parent = serializers.IntegerField(source="parent_id", read_only=True, allow_null=True)  # type: ignore[assignment]
     is_edited = serializers.SerializerMethodField()
 
     class Meta:

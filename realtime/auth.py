@@ -1,9 +1,9 @@
 """Who is on the other end of a WebSocket, decided before the handshake is accepted.
 
-Two ways in: a browser with its session cookie, which must come from an allowed Origin (cross-site
-WebSocket hijacking otherwise rides the cookie), or an API client with a single-use ticket, which may
-send no Origin but never a foreign one. The verdict is left in the scope for the consumer, which
-closes with 4403 (origin) or 4401 (no user) without reading a single message.
+Two ways in: a browser with its session cookie, which must come from an allowed Origin
+(cross-site WebSocket hijacking otherwise rides the cookie), or an API client with a single-use
+ticket, which may send no Origin but never a foreign one. The verdict is left in the scope for the
+consumer, which closes with 4403 (origin) or 4401 (no user) without reading a single message.
 """
 
 from __future__ import annotations
@@ -81,5 +81,5 @@ class RealtimeGate:
         return await self.app(scope, receive, send)
 
 
-def RealtimeAuthStack(inner: Any) -> Any:  # noqa: N802 - named like Channels' own stacks
+def RealtimeAuthStack(inner: Any) -> Any:
     return AuthMiddlewareStack(RealtimeGate(inner))

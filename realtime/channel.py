@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import BaseChannelLayer, get_channel_layer
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,16 @@ def publish_message(message: dict[str, Any]) -> None:
         log.exception("could not publish event %s to the channel layer", message.get("id"))
 
 
-async def join(stream: str, channel_name: str) -> None:
+def _layer() -> BaseChannelLayer:
     layer = get_channel_layer()
-    assert layer is not None
-    await layer.group_add(group_for_stream(stream), channel_name)
+    if layer is None:
+        raise RuntimeError("CHANNEL_LAYERS has no default layer; see config/settings.py.")
+    return layer
+
+
+async def join(stream: str, channel_name: str) -> None:
+    await _layer().group_add(group_for_stream(stream), channel_name)
 
 
 async def leave(stream: str, channel_name: str) -> None:
-    layer = get_channel_layer()
-    assert layer is not None
-    await layer.group_discard(group_for_stream(stream), channel_name)
+    await _layer().group_discard(group_for_stream(stream), channel_name)

@@ -27,6 +27,17 @@ RATE_PER_SECOND = 20.0
 RATE_BURST = 40.0
 
 
+def parse_cursor(raw: object) -> int | None:
+    """None for "from now on", else the cursor as a number; ValueError for anything else."""
+    if raw is None:
+        return None
+    if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw < 10**18:
+        return raw
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 18:
+        return int(raw)
+    raise ValueError(f"not a cursor: {raw!r}")
+
+
 @dataclass
 class Subscription:
     stream: str
@@ -64,7 +75,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.send_error("bad_request", "Send JSON objects in text frames.")
             return
         if len(text_data) > MAX_FRAME_CHARS:
-            await self.send_error("bad_request", f"Messages are limited to {MAX_FRAME_CHARS} characters.")
+            await self.send_error(
+                "bad_request", f"Messages are limited to {MAX_FRAME_CHARS} characters."
+            )
             return
         try:
             content = json.loads(text_data)
@@ -82,23 +95,26 @@ class StreamConsumer(AsyncWebsocketConsumer):
         elif op == "ping":
             await self.send_json({"type": "pong"})
         else:
-            await self.send_error("bad_request", 'Unknown "op"; use subscribe, unsubscribe or ping.')
+            await self.send_error(
+                "bad_request", 'Unknown "op"; use subscribe, unsubscribe or ping.'
+            )
 
     async def op_subscribe(self, content: dict[str, Any]) -> None:
         name = content.get("stream")
         resolved = streams.resolve(name)
-        if resolved is None:
+        if resolved is None or not isinstance(name, str):
             await self.send_error("not_found", "No such stream.", stream=name)
             return
-        since = self._parse_cursor(content.get("since"))
-        if since is False:
-            await self.send_error("bad_request", '"since" must be a cursor string or null.', stream=name)
+        try:
+            since = parse_cursor(content.get("since"))
+        except ValueError:
+            await self.send_error("bad_request", '"since" must be a cursor or null.', stream=name)
             return
         if name not in self.subscriptions and len(self.subscriptions) >= MAX_SUBSCRIPTIONS:
-            await self.send_error("bad_request", f"At most {MAX_SUBSCRIPTIONS} streams per connection.")
+            detail = f"At most {MAX_SUBSCRIPTIONS} streams per connection."
+            await self.send_error("bad_request", detail)
             return
         kind, arg = resolved
-        assert isinstance(name, str)
         if not await database_sync_to_async(kind.can_see)(self.scope["user"], arg):
             await self.send_error("not_found", "No such stream.", stream=name)
             return
@@ -112,9 +128,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
             sub.last = await database_sync_to_async(outbox.stream_head)(name)
             await self.send_json({"type": "subscribed", "stream": name, "cursor": str(sub.last)})
             return
-        assert isinstance(since, int)
         if since > await database_sync_to_async(outbox.newest_event_id)():
-            await self._resync(sub)
+            await self._resync(sub)  # a cursor this server never handed out
             return
         sub.last = since
         await self.send_json({"type": "subscribed", "stream": name, "cursor": str(since)})
@@ -193,19 +208,6 @@ class StreamConsumer(AsyncWebsocketConsumer):
             return False
         self.tokens -= 1
         return True
-
-    @staticmethod
-    def _parse_cursor(raw: object) -> int | None | bool:
-        """None for "from now", an int cursor, or False when the value is not a cursor."""
-        if raw is None:
-            return None
-        if isinstance(raw, bool):
-            return False
-        if isinstance(raw, int):
-            return raw if raw >= 0 else False
-        if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 18:
-            return int(raw)
-        return False
 
     async def send_json(self, content: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(content, separators=(",", ":")))

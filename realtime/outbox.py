@@ -30,7 +30,7 @@ def _lock_sequencer() -> None:
     # serialises every writer from its first statement to its commit.
 
 
-def record_event(*, stream: str, type: str, data: dict[str, Any]) -> Event:  # noqa: A002 - the wire field is named "type"
+def record_event(*, stream: str, type: str, data: dict[str, Any]) -> Event:
     """Append an event to `stream`; it is published to live subscribers once the caller commits.
 
     Must be called inside the transaction that makes the change the event describes.

@@ -50,9 +50,15 @@ def main() -> int:
     host = os.environ.get("HOST", "127.0.0.1")
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, check=True)
-    subprocess.run([*manage, "seed_demo", "--password", os.environ.get("DEMO_PASSWORD", "demo")], cwd=ROOT, check=True)
+    subprocess.run(
+        [*manage, "seed_demo", "--password", os.environ.get("DEMO_PASSWORD", "demo")],
+        cwd=ROOT,
+        check=True,
+    )
 
-    stack = "PostgreSQL + Redis" if os.environ.get("DATABASE_URL") else "embedded (SQLite, in-process)"
+    stack = (
+        "PostgreSQL + Redis" if os.environ.get("DATABASE_URL") else "embedded (SQLite, in-process)"
+    )
     commands = {"web": web(host, port), "worker": WORKER, "beat": BEAT}
     children = {name: subprocess.Popen(_bin(argv), cwd=ROOT) for name, argv in commands.items()}
     print(f"\n  Tidings is running at http://{host}:{port}/   ({stack})", flush=True)
@@ -75,7 +81,10 @@ def main() -> int:
                 stopping = True
         time.sleep(0.2)
     if failed:
-        print(f"\n  The {failed} process stopped (exit {children[failed].returncode}); stopping the rest.")
+        print(
+            f"\n  The {failed} process stopped (exit {children[failed].returncode}); "
+            "stopping the rest."
+        )
     for child in children.values():
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)

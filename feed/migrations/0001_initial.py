@@ -6,37 +6,105 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('crm', '0001_initial'),
+        ("crm", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Activity',
+            name="Activity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('post', 'Post'), ('comment', 'Comment'), ('email', 'Email'), ('meeting', 'Meeting'), ('call', 'Call'), ('task', 'Task'), ('request', 'Request'), ('change', 'Change'), ('system', 'System')], max_length=16)),
-                ('subject', models.CharField(blank=True, max_length=300)),
-                ('body', models.TextField(blank=True)),
-                ('details', models.JSONField(blank=True, default=dict)),
-                ('occurred_at', models.DateTimeField(db_index=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('edited_at', models.DateTimeField(blank=True, null=True)),
-                ('deleted_at', models.DateTimeField(blank=True, null=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='activities', to='crm.account')),
-                ('author', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='activities', to=settings.AUTH_USER_MODEL)),
-                ('contact', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='activities', to='crm.contact')),
-                ('opportunity', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='activities', to='crm.opportunity')),
-                ('parent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='replies', to='feed.activity')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("post", "Post"),
+                            ("comment", "Comment"),
+                            ("email", "Email"),
+                            ("meeting", "Meeting"),
+                            ("call", "Call"),
+                            ("task", "Task"),
+                            ("request", "Request"),
+                            ("change", "Change"),
+                            ("system", "System"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("subject", models.CharField(blank=True, max_length=300)),
+                ("body", models.TextField(blank=True)),
+                ("details", models.JSONField(blank=True, default=dict)),
+                ("occurred_at", models.DateTimeField(db_index=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("edited_at", models.DateTimeField(blank=True, null=True)),
+                ("deleted_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="activities",
+                        to="crm.account",
+                    ),
+                ),
+                (
+                    "author",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="activities",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "contact",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="activities",
+                        to="crm.contact",
+                    ),
+                ),
+                (
+                    "opportunity",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="activities",
+                        to="crm.opportunity",
+                    ),
+                ),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="replies",
+                        to="feed.activity",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'activities',
-                'ordering': ['-occurred_at', '-id'],
-                'indexes': [models.Index(fields=['account', '-occurred_at', '-id'], name='feed_timeline'), models.Index(fields=['account', 'kind', '-occurred_at', '-id'], name='feed_timeline_kind')],
+                "verbose_name_plural": "activities",
+                "ordering": ["-occurred_at", "-id"],
+                "indexes": [
+                    models.Index(fields=["account", "-occurred_at", "-id"], name="feed_timeline"),
+                    models.Index(
+                        fields=["account", "kind", "-occurred_at", "-id"], name="feed_timeline_kind"
+                    ),
+                ],
             },
         ),
     ]

@@ -39,13 +39,23 @@ def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, call, raw
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("DATABASE_URL", "mysql://x/y"), ("REDIS_URL", "localhost:6379"), ("DJANGO_DEBUG", "perhaps"),
-     ("DJANGO_SECRET_KEY", "short"), ("TIDINGS_TICKET_TTL_SECONDS", "forever")],
+    [
+        ("DATABASE_URL", "mysql://x/y"),
+        ("REDIS_URL", "localhost:6379"),
+        ("DJANGO_DEBUG", "perhaps"),
+        ("DJANGO_SECRET_KEY", "short"),
+        ("TIDINGS_TICKET_TTL_SECONDS", "forever"),
+    ],
 )
 def test_manage_py_refuses_to_start_with_a_bad_value(name: str, value: str) -> None:
     environ = {**os.environ, name: value}
     result = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert name in result.stderr
@@ -53,8 +63,12 @@ def test_manage_py_refuses_to_start_with_a_bad_value(name: str, value: str) -> N
 
 def test_make_run_refuses_a_bad_port() -> None:
     result = subprocess.run(
-        [sys.executable, "scripts/run.py"], cwd=ROOT, env={**os.environ, "PORT": "http"},
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "scripts/run.py"],
+        cwd=ROOT,
+        env={**os.environ, "PORT": "http"},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "PORT" in result.stderr

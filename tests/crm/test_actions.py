@@ -45,7 +45,9 @@ def test_update_rejects_fields_outside_the_allow_list(cast: Cast) -> None:
 
 def test_domain_belongs_to_one_account(cast: Cast) -> None:
     with pytest.raises(ValidationError):
-        actions.add_account_domain(actor=cast.admin, account=cast.west_account, domain="ACME.example")
+        actions.add_account_domain(
+            actor=cast.admin, account=cast.west_account, domain="ACME.example"
+        )
 
 
 def test_dead_lead_needs_a_reason(cast: Cast) -> None:

@@ -24,7 +24,9 @@ def test_visibility_by_role(cast: Cast, who: str, sees_east: bool, sees_west: bo
     user = getattr(cast, who)
     assert can_see_account(user, cast.account.pk) is sees_east
     assert can_see_account(user, cast.west_account.pk) is sees_west
-    expected = {a.pk for a, seen in ((cast.account, sees_east), (cast.west_account, sees_west)) if seen}
+    expected = {
+        a.pk for a, seen in ((cast.account, sees_east), (cast.west_account, sees_west)) if seen
+    }
     assert set(visible_accounts(user).values_list("pk", flat=True)) == expected
 
 

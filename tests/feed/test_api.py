@@ -81,7 +81,9 @@ def test_account_summary_has_contacts_with_addresses_and_opportunities(cast: Cas
 
 def test_posting_creates_the_activity_and_its_event(cast: Cast) -> None:
     response = client_for(cast.teammate).post(
-        f"/api/v1/accounts/{cast.account.pk}/activities/", {"body": "  Renewal signed!  "}, format="json"
+        f"/api/v1/accounts/{cast.account.pk}/activities/",
+        {"body": "  Renewal signed!  "},
+        format="json",
     )
     assert response.status_code == 201
     data = response.json()
@@ -115,8 +117,15 @@ def test_outsider_cannot_post_and_nothing_is_written(cast: Cast) -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [{}, {"body": ""}, {"body": "   "}, {"body": "x" * 10_001}, {"body": "nul \x00 byte"},
-     {"body": ["list"]}, {"body": "ok", "kind": "email"}],
+    [
+        {},
+        {"body": ""},
+        {"body": "   "},
+        {"body": "x" * 10_001},
+        {"body": "nul \x00 byte"},
+        {"body": ["list"]},
+        {"body": "ok", "kind": "email"},
+    ],
 )
 def test_bad_posts_get_a_400_with_a_message(cast: Cast, payload: dict[str, object]) -> None:
     response = client_for(cast.owner).post(
@@ -140,7 +149,9 @@ def test_extra_fields_are_ignored(cast: Cast) -> None:
 
 def test_malformed_json_is_a_400(cast: Cast) -> None:
     response = client_for(cast.owner).post(
-        f"/api/v1/accounts/{cast.account.pk}/activities/", "{not json", content_type="application/json"
+        f"/api/v1/accounts/{cast.account.pk}/activities/",
+        "{not json",
+        content_type="application/json",
     )
     assert response.status_code == 400
 
@@ -183,7 +194,9 @@ def test_timeline_page_runs_a_fixed_number_of_queries(cast: Cast) -> None:
     with CaptureQueriesContext(connection) as few:
         client.get(url)
     for n in range(20):
-        post_activity(author=cast.teammate if n % 2 else cast.owner, account=cast.account, body=f"{n}")
+        post_activity(
+            author=cast.teammate if n % 2 else cast.owner, account=cast.account, body=f"{n}"
+        )
     with CaptureQueriesContext(connection) as many:
         client.get(url)
     assert len(few) == len(many) <= 3

@@ -73,10 +73,19 @@ async def test_no_session_and_no_ticket_is_closed_4401(cast: Cast) -> None:
 
 @pytest.mark.parametrize(
     "origin",
-    [b"http://evil.example", b"null", None, b"https://testserver", b"http://testserver:8080",
-     b"http://testserver.evil.example", b"not a url"],
+    [
+        b"http://evil.example",
+        b"null",
+        None,
+        b"https://testserver",
+        b"http://testserver:8080",
+        b"http://testserver.evil.example",
+        b"not a url",
+    ],
 )
-async def test_cookie_connection_from_a_bad_origin_is_closed_4403(cast: Cast, origin: bytes | None) -> None:
+async def test_cookie_connection_from_a_bad_origin_is_closed_4403(
+    cast: Cast, origin: bytes | None
+) -> None:
     cookie = await session_cookie(cast.owner)
     assert await close_code(communicator(cookie=cookie, origin=origin)) == 4403
 
@@ -109,7 +118,9 @@ async def test_unknown_ticket_is_closed_4401(cast: Cast) -> None:
     assert await close_code(communicator(origin=None, query="ticket=forged")) == 4401
 
 
-async def test_subscriber_receives_a_post_live(cast: Cast, alice_socket: WebsocketCommunicator) -> None:
+async def test_subscriber_receives_a_post_live(
+    cast: Cast, alice_socket: WebsocketCommunicator
+) -> None:
     stream = f"account:{cast.account.pk}"
     subscribed = await subscribe(alice_socket, stream)
     assert subscribed["type"] == "subscribed" and subscribed["stream"] == stream
@@ -131,14 +142,20 @@ async def test_hidden_stream_is_not_found_exactly_like_a_missing_one(cast: Cast)
     missing = await subscribe(comm, "account:999999")
     assert hidden["code"] == missing["code"] == "not_found"
     assert hidden["detail"] == missing["detail"]
-    await database_sync_to_async(post_activity)(author=cast.owner, account=cast.account, body="secret")
+    await database_sync_to_async(post_activity)(
+        author=cast.owner, account=cast.account, body="secret"
+    )
     assert await comm.receive_nothing(timeout=0.3)
     await comm.disconnect()
 
 
-async def test_since_cursor_catches_up_in_order(cast: Cast, alice_socket: WebsocketCommunicator) -> None:
+async def test_since_cursor_catches_up_in_order(
+    cast: Cast, alice_socket: WebsocketCommunicator
+) -> None:
     for n in range(3):
-        await database_sync_to_async(post_activity)(author=cast.owner, account=cast.account, body=f"#{n}")
+        await database_sync_to_async(post_activity)(
+            author=cast.owner, account=cast.account, body=f"#{n}"
+        )
     subscribed = await subscribe(alice_socket, f"account:{cast.account.pk}", since="0")
     assert subscribed["cursor"] == "0"
     bodies = [(await alice_socket.receive_json_from(timeout=2))["data"]["body"] for _ in range(3)]
@@ -157,8 +174,15 @@ async def test_a_dropped_live_message_is_recovered_from_the_database(
         # Write two outbox rows without their after-commit publish (as if the channel layer lost
         # the first message), then publish only the second.
         with transaction.atomic():
-            first = Event.objects.create(stream=stream, prev_id=int(subscribed["cursor"]) or None, type="activity.created", data={"n": 1})
-            second = Event.objects.create(stream=stream, prev_id=first.pk, type="activity.created", data={"n": 2})
+            first = Event.objects.create(
+                stream=stream,
+                prev_id=int(subscribed["cursor"]) or None,
+                type="activity.created",
+                data={"n": 1},
+            )
+            second = Event.objects.create(
+                stream=stream, prev_id=first.pk, type="activity.created", data={"n": 2}
+            )
         publish_message(second.as_message())
         return [first, second]
 
@@ -168,9 +192,13 @@ async def test_a_dropped_live_message_is_recovered_from_the_database(
     assert await alice_socket.receive_nothing(timeout=0.2)
 
 
-async def test_duplicate_live_message_is_delivered_once(cast: Cast, alice_socket: WebsocketCommunicator) -> None:
+async def test_duplicate_live_message_is_delivered_once(
+    cast: Cast, alice_socket: WebsocketCommunicator
+) -> None:
     await subscribe(alice_socket, f"account:{cast.account.pk}")
-    await database_sync_to_async(post_activity)(author=cast.owner, account=cast.account, body="once")
+    await database_sync_to_async(post_activity)(
+        author=cast.owner, account=cast.account, body="once"
+    )
     await alice_socket.receive_json_from(timeout=2)
     event = await database_sync_to_async(Event.objects.get)()
     await database_sync_to_async(publish_message)(event.as_message())
@@ -186,7 +214,9 @@ async def test_unsubscribe_stops_events(cast: Cast, alice_socket: WebsocketCommu
     assert await alice_socket.receive_nothing(timeout=0.3)
 
 
-async def test_cursor_from_the_future_asks_for_a_resync(cast: Cast, alice_socket: WebsocketCommunicator) -> None:
+async def test_cursor_from_the_future_asks_for_a_resync(
+    cast: Cast, alice_socket: WebsocketCommunicator
+) -> None:
     frame = await subscribe(alice_socket, f"account:{cast.account.pk}", since="999999999")
     assert frame == {"type": "resync", "stream": f"account:{cast.account.pk}"}
 
@@ -226,7 +256,11 @@ async def test_flooding_is_rate_limited(cast: Cast, alice_socket: WebsocketCommu
     for _ in range(60):
         await alice_socket.send_json_to({"op": "ping"})
     frames = [await alice_socket.receive_json_from(timeout=2) for _ in range(60)]
-    assert {"type": "error", "code": "rate_limited", "detail": "Too many messages; slow down."} in frames
+    assert {
+        "type": "error",
+        "code": "rate_limited",
+        "detail": "Too many messages; slow down.",
+    } in frames
 
 
 async def test_losing_access_stops_events(cast: Cast, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -245,9 +279,13 @@ async def test_losing_access_stops_events(cast: Cast, monkeypatch: pytest.Monkey
     await database_sync_to_async(actions.revoke_account_access)(
         actor=cast.admin, account=cast.account, user=cast.outsider
     )
-    await database_sync_to_async(post_activity)(author=cast.owner, account=cast.account, body="after")
+    await database_sync_to_async(post_activity)(
+        author=cast.owner, account=cast.account, body="after"
+    )
     frame = await comm.receive_json_from(timeout=2)
     assert frame["type"] == "error" and frame["code"] == "not_found" and frame["stream"] == stream
-    await database_sync_to_async(post_activity)(author=cast.owner, account=cast.account, body="later")
+    await database_sync_to_async(post_activity)(
+        author=cast.owner, account=cast.account, body="later"
+    )
     assert await comm.receive_nothing(timeout=0.3)
     await comm.disconnect()

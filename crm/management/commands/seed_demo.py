@@ -23,46 +23,140 @@ from feed.actions import log_activity
 from feed.models import Activity
 
 PEOPLE: list[dict[str, Any]] = [
-    {"username": "alice", "first_name": "Alice", "last_name": "Moreau", "role": "rep", "team": "East"},
+    {
+        "username": "alice",
+        "first_name": "Alice",
+        "last_name": "Moreau",
+        "role": "rep",
+        "team": "East",
+    },
     {"username": "bob", "first_name": "Bob", "last_name": "Okafor", "role": "rep", "team": "East"},
-    {"username": "carol", "first_name": "Carol", "last_name": "Lindqvist", "role": "support", "team": None},
-    {"username": "dave", "first_name": "Dave", "last_name": "Ramirez", "role": "manager", "team": "East"},
-    {"username": "erin", "first_name": "Erin", "last_name": "Takahashi", "role": "rep", "team": "West"},
+    {
+        "username": "carol",
+        "first_name": "Carol",
+        "last_name": "Lindqvist",
+        "role": "support",
+        "team": None,
+    },
+    {
+        "username": "dave",
+        "first_name": "Dave",
+        "last_name": "Ramirez",
+        "role": "manager",
+        "team": "East",
+    },
+    {
+        "username": "erin",
+        "first_name": "Erin",
+        "last_name": "Takahashi",
+        "role": "rep",
+        "team": "West",
+    },
     {"username": "admin", "first_name": "Ada", "last_name": "Admin", "role": "admin", "team": None},
 ]
 
 EAST = [
-    ("Acme Logistics", "Logistics"), ("Brightwater Foods", "Food & beverage"),
-    ("Cobalt Robotics", "Manufacturing"), ("Delmar Health", "Healthcare"),
-    ("Evergreen Energy", "Energy"), ("Fairview Bank", "Financial services"),
-    ("Granite Construction Co", "Construction"), ("Harborline Shipping", "Logistics"),
-    ("Ironclad Security", "Software"), ("Juniper Schools", "Education"),
-    ("Keystone Insurance", "Financial services"), ("Lighthouse Media", "Media"),
-    ("Maple Street Clinics", "Healthcare"), ("Northwind Traders", "Retail"),
-    ("Oakridge Pharma", "Pharmaceuticals"), ("Pinecrest Hotels", "Hospitality"),
-    ("Quarry Labs", "Software"), ("Riverbend Farms", "Agriculture"),
-    ("Summit Outdoor", "Retail"), ("Tidewater Utilities", "Energy"),
-    ("Union Freight", "Logistics"), ("Vantage Analytics", "Software"),
+    ("Acme Logistics", "Logistics"),
+    ("Brightwater Foods", "Food & beverage"),
+    ("Cobalt Robotics", "Manufacturing"),
+    ("Delmar Health", "Healthcare"),
+    ("Evergreen Energy", "Energy"),
+    ("Fairview Bank", "Financial services"),
+    ("Granite Construction Co", "Construction"),
+    ("Harborline Shipping", "Logistics"),
+    ("Ironclad Security", "Software"),
+    ("Juniper Schools", "Education"),
+    ("Keystone Insurance", "Financial services"),
+    ("Lighthouse Media", "Media"),
+    ("Maple Street Clinics", "Healthcare"),
+    ("Northwind Traders", "Retail"),
+    ("Oakridge Pharma", "Pharmaceuticals"),
+    ("Pinecrest Hotels", "Hospitality"),
+    ("Quarry Labs", "Software"),
+    ("Riverbend Farms", "Agriculture"),
+    ("Summit Outdoor", "Retail"),
+    ("Tidewater Utilities", "Energy"),
+    ("Union Freight", "Logistics"),
+    ("Vantage Analytics", "Software"),
 ]
 WEST = [
-    ("Westwind Airlines", "Transportation"), ("Xeric Water Systems", "Utilities"),
-    ("Yellowstone Outfitters", "Retail"), ("Zephyr Cloud", "Software"),
-    ("Alpine Dairy", "Food & beverage"), ("Bayside Biotech", "Pharmaceuticals"),
-    ("Canyon Credit Union", "Financial services"), ("Desert Rose Resorts", "Hospitality"),
-    ("Emerald Games", "Media"), ("Foothill Hospital", "Healthcare"),
-    ("Golden Gate Robotics", "Manufacturing"), ("High Sierra Solar", "Energy"),
-    ("Inland Empire Transit", "Transportation"), ("Joshua Tree Wineries", "Food & beverage"),
-    ("Kelp Forest Aquatics", "Retail"), ("Lone Pine Lumber", "Construction"),
-    ("Mesa Verde Telecom", "Telecommunications"), ("Nevada Data Centers", "Software"),
-    ("Olympic Sportswear", "Retail"), ("Pacific Rim Imports", "Logistics"),
-    ("Redwood Publishing", "Media"), ("Sequoia Capital Partners", "Financial services"),
+    ("Westwind Airlines", "Transportation"),
+    ("Xeric Water Systems", "Utilities"),
+    ("Yellowstone Outfitters", "Retail"),
+    ("Zephyr Cloud", "Software"),
+    ("Alpine Dairy", "Food & beverage"),
+    ("Bayside Biotech", "Pharmaceuticals"),
+    ("Canyon Credit Union", "Financial services"),
+    ("Desert Rose Resorts", "Hospitality"),
+    ("Emerald Games", "Media"),
+    ("Foothill Hospital", "Healthcare"),
+    ("Golden Gate Robotics", "Manufacturing"),
+    ("High Sierra Solar", "Energy"),
+    ("Inland Empire Transit", "Transportation"),
+    ("Joshua Tree Wineries", "Food & beverage"),
+    ("Kelp Forest Aquatics", "Retail"),
+    ("Lone Pine Lumber", "Construction"),
+    ("Mesa Verde Telecom", "Telecommunications"),
+    ("Nevada Data Centers", "Software"),
+    ("Olympic Sportswear", "Retail"),
+    ("Pacific Rim Imports", "Logistics"),
+    ("Redwood Publishing", "Media"),
+    ("Sequoia Capital Partners", "Financial services"),
 ]
-FIRST = ["Maria", "James", "Priya", "Chen", "Fatima", "Lukas", "Sofia", "Kwame", "Elena", "Diego",
-         "Aisha", "Tomás", "Hannah", "Ravi", "Mei", "Oliver", "Zara", "Ivan", "Noor", "Felix"]
-LAST = ["Garcia", "Smith", "Patel", "Wang", "Haddad", "Becker", "Rossi", "Mensah", "Petrova",
-        "Silva", "Khan", "Novak", "Schmidt", "Iyer", "Lin", "Brown", "Ali", "Ivanov", "Sato", "Weber"]
-TITLES = ["VP Operations", "Head of Procurement", "CFO", "IT Director", "Office Manager",
-          "Chief Technology Officer", "Purchasing Lead", "COO"]
+FIRST = [
+    "Maria",
+    "James",
+    "Priya",
+    "Chen",
+    "Fatima",
+    "Lukas",
+    "Sofia",
+    "Kwame",
+    "Elena",
+    "Diego",
+    "Aisha",
+    "Tomás",
+    "Hannah",
+    "Ravi",
+    "Mei",
+    "Oliver",
+    "Zara",
+    "Ivan",
+    "Noor",
+    "Felix",
+]
+LAST = [
+    "Garcia",
+    "Smith",
+    "Patel",
+    "Wang",
+    "Haddad",
+    "Becker",
+    "Rossi",
+    "Mensah",
+    "Petrova",
+    "Silva",
+    "Khan",
+    "Novak",
+    "Schmidt",
+    "Iyer",
+    "Lin",
+    "Brown",
+    "Ali",
+    "Ivanov",
+    "Sato",
+    "Weber",
+]
+TITLES = [
+    "VP Operations",
+    "Head of Procurement",
+    "CFO",
+    "IT Director",
+    "Office Manager",
+    "Chief Technology Officer",
+    "Purchasing Lead",
+    "COO",
+]
 POSTS = [
     "Quick sync with {contact}: they want the revised quote before the board meeting.",
     "Heads-up: {contact} is moving to a new role next month; we need a new champion.",
@@ -72,8 +166,12 @@ POSTS = [
     "Budget freeze until next quarter according to {contact}. Keeping the thread warm.",
 ]
 CALL_OUTCOMES = ["connected", "left voicemail", "no answer", "connected"]
-REQUEST_SUBJECTS = ["Invoice shows the wrong VAT number", "SSO login fails for new users",
-                    "Export to CSV times out", "Need a copy of the signed DPA"]
+REQUEST_SUBJECTS = [
+    "Invoice shows the wrong VAT number",
+    "SSO login fails for new users",
+    "Export to CSV times out",
+    "Need a copy of the signed DPA",
+]
 
 
 class Command(BaseCommand):
@@ -126,7 +224,7 @@ class Command(BaseCommand):
     ) -> int:
         if Account.objects.filter(name=name).exists():
             return 0
-        rng = random.Random(name)
+        rng = random.Random(name)  # noqa: S311 - demo data, not secrets
         owner = users["erin"] if team_name == "West" else rng.choice([users["alice"], users["bob"]])
         domain = name.lower().replace("&", "and").replace(" ", "") + ".example"
         account = actions.create_account(
@@ -140,7 +238,9 @@ class Command(BaseCommand):
         )
         if name == "Quarry Labs":
             # erin (West) works this East account too: an account-team grant.
-            actions.grant_account_access(actor=admin, account=account, user=users["erin"], role="Solutions")
+            actions.grant_account_access(
+                actor=admin, account=account, user=users["erin"], role="Solutions"
+            )
         contacts = []
         for _ in range(rng.randint(2, 4)):
             first, last = rng.choice(FIRST), rng.choice(LAST)
@@ -161,7 +261,7 @@ class Command(BaseCommand):
             actions.create_opportunity(
                 actor=admin,
                 account=account,
-                name=f"{name} – {['Platform', 'Expansion', 'Renewal'][index]}",
+                name=f"{name} - {['Platform', 'Expansion', 'Renewal'][index]}",
                 close_date=today + dt.timedelta(days=rng.randint(-30, 120)),
                 amount=Decimal(rng.randrange(5_000, 250_000, 500)),
                 stage=stage,
@@ -172,91 +272,165 @@ class Command(BaseCommand):
         return 1
 
     def _history(
-        self, account: Account, owner: User, contacts: list[Any], users: dict[str, User], rng: random.Random
+        self,
+        account: Account,
+        owner: User,
+        contacts: list[Any],
+        users: dict[str, User],
+        rng: random.Random,
     ) -> None:
         now = timezone.now()
         start = now - dt.timedelta(days=60)
-        stamps = sorted(start + dt.timedelta(minutes=rng.randint(0, 60 * 24 * 59)) for _ in range(14))
-        colleagues = [owner, users["dave"] if owner.team_id == users["dave"].team_id else owner, users["carol"]]
+        stamps = sorted(
+            start + dt.timedelta(minutes=rng.randint(0, 60 * 24 * 59)) for _ in range(14)
+        )
+        colleagues = [
+            owner,
+            users["dave"] if owner.team_id == users["dave"].team_id else owner,
+            users["carol"],
+        ]
         for index, when in enumerate(stamps):
             contact = rng.choice(contacts)
-            kind = ["post", "email", "call", "meeting", "task", "post", "request", "change",
-                    "email", "call", "post", "meeting", "task", "post"][index]
+            kind = [
+                "post",
+                "email",
+                "call",
+                "meeting",
+                "task",
+                "post",
+                "request",
+                "change",
+                "email",
+                "call",
+                "post",
+                "meeting",
+                "task",
+                "post",
+            ][index]
             author = rng.choice(colleagues)
             self._one(account, kind, when, author, owner, contact, rng)
         log_activity(
-            actor=None, account=account, kind=Activity.Kind.SYSTEM,
+            actor=None,
+            account=account,
+            kind=Activity.Kind.SYSTEM,
             body=f"Account imported into Tidings with {len(contacts)} contacts.",
             occurred_at=start - dt.timedelta(days=1),
         )
 
     def _one(
-        self, account: Account, kind: str, when: dt.datetime, author: User, owner: User,
-        contact: Any, rng: random.Random,
+        self,
+        account: Account,
+        kind: str,
+        when: dt.datetime,
+        author: User,
+        owner: User,
+        contact: Any,
+        rng: random.Random,
     ) -> None:
         who = contact.full_name
         address = contact.emails.first().address
-        common = {"account": account, "kind": kind, "occurred_at": when}
+        common: dict[str, Any] = {"account": account, "kind": kind, "occurred_at": when}
         if kind == "post":
-            thread = log_activity(actor=author, body=rng.choice(POSTS).format(contact=who), **common)
+            thread = log_activity(
+                actor=author, body=rng.choice(POSTS).format(contact=who), **common
+            )
             if rng.random() < 0.5:
                 log_activity(
-                    actor=owner, account=account, kind="comment", parent=thread,
-                    body="Thanks, I'll follow up this week.", occurred_at=when + dt.timedelta(hours=2),
+                    actor=owner,
+                    account=account,
+                    kind="comment",
+                    parent=thread,
+                    body="Thanks, I'll follow up this week.",
+                    occurred_at=when + dt.timedelta(hours=2),
                 )
         elif kind == "email":
             log_activity(
-                actor=None, subject=f"Re: {account.name} proposal",
-                body=f"Hi {owner.first_name},\n\nThanks for the call. Could you send the updated terms?\n\n{who}",
+                actor=None,
+                subject=f"Re: {account.name} proposal",
+                body=(
+                    f"Hi {owner.first_name},\n\nThanks for the call. "
+                    f"Could you send the updated terms?\n\n{who}"
+                ),
                 details={"direction": "inbound", "from": address, "to": [owner.email], "cc": []},
                 **common,
             )
         elif kind == "call":
             log_activity(
-                actor=author, subject=f"Call with {who}", body="Discussed rollout timeline and next steps.",
-                details={"with": who, "duration_minutes": rng.randint(5, 45),
-                         "outcome": rng.choice(CALL_OUTCOMES)}, **common,
+                actor=author,
+                subject=f"Call with {who}",
+                body="Discussed rollout timeline and next steps.",
+                details={
+                    "with": who,
+                    "duration_minutes": rng.randint(5, 45),
+                    "outcome": rng.choice(CALL_OUTCOMES),
+                },
+                **common,
             )
         elif kind == "meeting":
             log_activity(
-                actor=author, subject=f"{account.name} quarterly review",
+                actor=author,
+                subject=f"{account.name} quarterly review",
                 body="Reviewed adoption numbers and the open support items.",
-                details={"starts_at": when.isoformat(), "attendees": [owner.username, who],
-                         "decisions": ["Pilot a second team"], "action_items": ["Send pilot plan"]},
+                details={
+                    "starts_at": when.isoformat(),
+                    "attendees": [owner.username, who],
+                    "decisions": ["Pilot a second team"],
+                    "action_items": ["Send pilot plan"],
+                },
                 **common,
             )
         elif kind == "task":
             due = (when + dt.timedelta(days=rng.randint(1, 20))).date()
             log_activity(
-                actor=author, subject=f"Send pilot plan to {who}", body="",
-                details={"assignee": owner.username, "due": due.isoformat(), "done": rng.random() < 0.6},
+                actor=author,
+                subject=f"Send pilot plan to {who}",
+                body="",
+                details={
+                    "assignee": owner.username,
+                    "due": due.isoformat(),
+                    "done": rng.random() < 0.6,
+                },
                 **common,
             )
         elif kind == "request":
             log_activity(
-                actor=author, subject=rng.choice(REQUEST_SUBJECTS), body=f"Reported by {who}.",
-                details={"queue": "support", "status": rng.choice(["open", "in_progress", "resolved"])},
+                actor=author,
+                subject=rng.choice(REQUEST_SUBJECTS),
+                body=f"Reported by {who}.",
+                details={
+                    "queue": "support",
+                    "status": rng.choice(["open", "in_progress", "resolved"]),
+                },
                 **common,
             )
         elif kind == "change":
             log_activity(
-                actor=owner, subject="Opportunity stage changed", body="",
-                details={"field": "stage", "old": "qualification", "new": "proposal"}, **common,
+                actor=owner,
+                subject="Opportunity stage changed",
+                body="",
+                details={"field": "stage", "old": "qualification", "new": "proposal"},
+                **common,
             )
 
     def _leads(self, admin: User) -> int:
-        rng = random.Random("leads")
+        rng = random.Random("leads")  # noqa: S311 - demo data, not secrets
         created = 0
         groups = [Lead.Group.LIVE] * 6 + [Lead.Group.NAMES] * 6 + [Lead.Group.DEAD] * 4
         for index, group in enumerate(groups):
             first, last = FIRST[index], LAST[-index - 1]
-            company = f"{rng.choice(['Blue', 'Red', 'Silver', 'Green'])} {rng.choice(['Harbor', 'Peak', 'Field', 'Bridge'])} {index}"
+            colour = rng.choice(["Blue", "Red", "Silver", "Green"])
+            company = f"{colour} {rng.choice(['Harbor', 'Peak', 'Field', 'Bridge'])} {index}"
             email = f"{first}.{last}@lead{index}.example".lower()
             if Lead.objects.filter(email=email).exists():
                 continue
             actions.create_lead(
-                actor=admin, first_name=first, last_name=last, company=company, email=email,
-                group=group, dead_reason="Unreachable after five attempts" if group == Lead.Group.DEAD else "",
+                actor=admin,
+                first_name=first,
+                last_name=last,
+                company=company,
+                email=email,
+                group=group,
+                dead_reason="Unreachable after five attempts" if group == Lead.Group.DEAD else "",
             )
             created += 1
         return created
