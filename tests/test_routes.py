@@ -1,0 +1,120 @@
+"""Every route, every role: status codes from one table, and no route left out of it.
+
+Anonymous callers get the login redirect (pages) or 401 (API); a caller without access gets the
+same 404 as for an id that does not exist; nothing is written by a refused call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from feed.actions import post_activity
+from feed.models import Activity
+from realtime.models import Event
+from tests.conftest import Cast
+
+ROLES = ["anonymous", "outsider", "owner", "manager", "admin"]
+# Route names deliberately outside this table, with the reason.
+NOT_IN_TABLE = {
+    # Django's admin has its own permission system (is_staff) and its own tests upstream.
+    "admin",
+}
+
+
+def _ids(cast: Cast) -> dict[str, Any]:
+    activity = Activity.objects.filter(account=cast.account).first() or post_activity(
+        author=cast.owner, account=cast.account, body="hello"
+    )
+    return {"account": cast.account.pk, "activity": activity.pk}
+
+
+# name -> (method, path(ids), data, {role: expected status})
+R = Callable[[dict[str, Any]], str]
+PAGE = {"anonymous": 302, "outsider": 200, "owner": 200, "manager": 200, "admin": 200}
+SCOPED_PAGE = {"anonymous": 302, "outsider": 404, "owner": 200, "manager": 200, "admin": 200}
+API = {"anonymous": 401, "outsider": 200, "owner": 200, "manager": 200, "admin": 200}
+SCOPED_API = {"anonymous": 401, "outsider": 404, "owner": 200, "manager": 200, "admin": 200}
+PUBLIC = dict.fromkeys(ROLES, 200)
+
+TABLE: dict[str, tuple[str, R, dict[str, Any] | None, dict[str, int]]] = {
+    "home": ("get", lambda i: "/", None, PAGE),
+    "login": ("get", lambda i: "/login/", None, {**dict.fromkeys(ROLES, 302), "anonymous": 200}),
+    "logout": ("post", lambda i: "/logout/", None, dict.fromkeys(ROLES, 302)),
+    "account-list": ("get", lambda i: "/accounts/", None, PAGE),
+    "account-detail": ("get", lambda i: f"/accounts/{i['account']}/", None, SCOPED_PAGE),
+    "account-post": (
+        "post",
+        lambda i: f"/accounts/{i['account']}/post/",
+        {"body": "from the page"},
+        {**SCOPED_PAGE, "owner": 302, "manager": 302, "admin": 302},
+    ),
+    "api-token": (
+        "post",
+        lambda i: "/api/v1/auth/token/",
+        {"username": "nobody", "password": "x"},
+        dict.fromkeys(ROLES, 400),
+    ),
+    "api-realtime-ticket": (
+        "post",
+        lambda i: "/api/v1/realtime/ticket/",
+        None,
+        {**dict.fromkeys(ROLES, 201), "anonymous": 401},
+    ),
+    "api-accounts": ("get", lambda i: "/api/v1/accounts/", None, API),
+    "api-account": ("get", lambda i: f"/api/v1/accounts/{i['account']}/", None, SCOPED_API),
+    "api-account-activities": (
+        "get",
+        lambda i: f"/api/v1/accounts/{i['account']}/activities/",
+        None,
+        SCOPED_API,
+    ),
+    "api-activity": ("get", lambda i: f"/api/v1/activities/{i['activity']}/", None, SCOPED_API),
+    "api-schema": ("get", lambda i: "/api/schema/", None, PUBLIC),
+    "api-docs": ("get", lambda i: "/api/docs/", None, PUBLIC),
+    "healthz": ("get", lambda i: "/healthz/", None, PUBLIC),
+}
+
+
+def _route_names(resolver: URLResolver, prefix: str = "") -> set[str]:
+    names: set[str] = set()
+    for pattern in resolver.url_patterns:
+        if isinstance(pattern, URLResolver):
+            if pattern.app_name == "admin":
+                names.add("admin")
+                continue
+            names |= _route_names(pattern)
+        elif isinstance(pattern, URLPattern):
+            assert pattern.name, f"unnamed URL pattern {pattern.pattern}"
+            names.add(pattern.name)
+    return names
+
+
+def test_every_route_is_in_the_table() -> None:
+    assert _route_names(get_resolver()) == set(TABLE) | NOT_IN_TABLE
+
+
+def _client(cast: Cast, role: str) -> Client:
+    client = Client()
+    if role != "anonymous":
+        client.force_login(getattr(cast, role))
+    return client
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("name", sorted(TABLE))
+def test_route_answers_each_role(cast: Cast, name: str, role: str) -> None:
+    method, path, data, expected = TABLE[name]
+    ids = _ids(cast)
+    writes_before = (Activity.objects.count(), Event.objects.count())
+    client = _client(cast, role)
+    response = getattr(client, method)(path(ids), data or {})
+    assert response.status_code == expected[role], (name, role, response.content[:200])
+    if name == "account-post" and role in ("anonymous", "outsider"):
+        assert (Activity.objects.count(), Event.objects.count()) == writes_before
+    if role == "anonymous" and response.status_code == 302 and name not in ("logout",):
+        assert response["Location"].startswith("/login/")
