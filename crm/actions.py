@@ -36,6 +36,7 @@ OPPORTUNITY_FIELDS = {
     "close_date",
     "owner",
 }
+CONTACT_FIELDS = {"first_name", "last_name", "title", "phone"}
 LEAD_FIELDS = {
     "first_name",
     "last_name",
@@ -138,6 +139,12 @@ def add_account_domain(*, actor: User, account: Account, domain: str) -> Account
 
 
 @transaction.atomic
+def remove_account_domain(*, actor: User, account: Account, domain: str) -> None:
+    get_visible_account(actor, account.pk)
+    AccountDomain.objects.filter(account=account, domain=normalize_domain(domain)).delete()
+
+
+@transaction.atomic
 def grant_account_access(
     *, actor: User, account: Account, user: User, role: str = ""
 ) -> AccountTeamMember:
@@ -177,6 +184,21 @@ def create_contact(
     for index, address in enumerate(emails):
         add_contact_email(actor=actor, contact=contact, address=address, is_primary=index == 0)
     return contact
+
+
+@transaction.atomic
+def update_contact(*, actor: User, contact: Contact, **changes: Any) -> list[str]:
+    get_visible_account(actor, contact.account_id)
+    changed = _apply(contact, CONTACT_FIELDS, changes)
+    if changed:
+        contact.save(update_fields=changed)
+    return changed
+
+
+@transaction.atomic
+def remove_contact_email(*, actor: User, contact: Contact, address: str) -> None:
+    get_visible_account(actor, contact.account_id)
+    ContactEmail.objects.filter(contact=contact, address=address.strip().lower()).delete()
 
 
 @transaction.atomic

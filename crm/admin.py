@@ -23,6 +23,24 @@ from crm.models import (
 )
 
 
+def _inline_changes(formset: Any) -> list[tuple[Any, dict[str, Any]]]:
+    """(initial values or None, cleaned data) of each inline row that changed or is deleted.
+
+    Initial values, not the instance: form validation has already copied the new data onto it.
+
+    The rows are then written by actions, not by the formset; the admin's change message only
+    needs the formset's bookkeeping lists to exist.
+    """
+    formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+    rows = []
+    for inline_form in formset.forms:
+        data = getattr(inline_form, "cleaned_data", None)
+        if not data or (not inline_form.has_changed() and not data.get("DELETE")):
+            continue
+        rows.append((inline_form.initial if inline_form.instance.pk else None, data))
+    return rows
+
+
 def _changes(form: ModelForm[Any], allowed: set[str]) -> dict[str, Any]:
     return {name: form.cleaned_data[name] for name in form.changed_data if name in allowed}
 
@@ -79,6 +97,26 @@ class AccountAdmin(admin.ModelAdmin[Account]):
             )
             obj.pk = created.pk
 
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        actor: User = request.user  # type: ignore[assignment]
+        account: Account = form.instance
+        for old, data in _inline_changes(formset):
+            if formset.model is AccountDomain:
+                if old and (data.get("DELETE") or old["domain"] != data["domain"]):
+                    actions.remove_account_domain(
+                        actor=actor, account=account, domain=old["domain"]
+                    )
+                if not data.get("DELETE"):
+                    actions.add_account_domain(actor=actor, account=account, domain=data["domain"])
+            elif formset.model is AccountTeamMember:
+                if old and (data.get("DELETE") or old["user"] != data["user"].pk):
+                    old_user = User.objects.get(pk=old["user"])
+                    actions.revoke_account_access(actor=actor, account=account, user=old_user)
+                if not data.get("DELETE"):
+                    actions.grant_account_access(
+                        actor=actor, account=account, user=data["user"], role=data.get("role", "")
+                    )
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # accounts are merged or archived, never deleted
 
@@ -98,7 +136,11 @@ class ContactAdmin(admin.ModelAdmin[Contact]):
     def save_model(self, request: HttpRequest, obj: Contact, form: Any, change: bool) -> None:
         actor: User = request.user  # type: ignore[assignment]
         if change:
-            super().save_model(request, obj, form, change)
+            actions.update_contact(
+                actor=actor,
+                contact=Contact.objects.get(pk=obj.pk),
+                **_changes(form, actions.CONTACT_FIELDS),
+            )
             return
         created = actions.create_contact(
             actor=actor,
@@ -109,6 +151,20 @@ class ContactAdmin(admin.ModelAdmin[Contact]):
             phone=obj.phone,
         )
         obj.pk = created.pk
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        actor: User = request.user  # type: ignore[assignment]
+        contact: Contact = form.instance
+        for old, data in _inline_changes(formset):
+            if old and (data.get("DELETE") or old["address"] != data["address"]):
+                actions.remove_contact_email(actor=actor, contact=contact, address=old["address"])
+            if not data.get("DELETE"):
+                actions.add_contact_email(
+                    actor=actor,
+                    contact=contact,
+                    address=data["address"],
+                    is_primary=data.get("is_primary", False),
+                )
 
 
 @admin.register(Opportunity)
