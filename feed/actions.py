@@ -12,7 +12,7 @@ from django.utils import timezone
 from crm.models import Account, User
 from crm.visibility import get_visible_account
 from feed import events
-from feed.models import Activity
+from feed.models import Activity, Follow
 from feed.serializers import POST_MAX_CHARS
 
 
@@ -69,3 +69,25 @@ def post_activity(*, author: User, account: Account, body: str) -> Activity:
     return log_activity(
         actor=author, account=account, kind=Activity.Kind.POST, body=_clean_text(body)
     )
+
+
+@transaction.atomic
+def follow_account(*, user: User, account: Account) -> Follow:
+    """Follow `account` (idempotent). Raises AccountNotFound when `user` cannot see it."""
+    get_visible_account(user, account.pk)
+    follow, created = Follow.objects.get_or_create(user=user, account=account)
+    if created:
+        events.follow_changed(user_id=user.pk, account_id=account.pk, is_following=True)
+    return follow
+
+
+@transaction.atomic
+def unfollow_account(*, user: User, account: Account) -> None:
+    """Stop following `account` explicitly (idempotent).
+
+    Owners and account-team members keep following through their role.
+    """
+    get_visible_account(user, account.pk)
+    deleted, _ = Follow.objects.filter(user=user, account=account).delete()
+    if deleted:
+        events.follow_changed(user_id=user.pk, account_id=account.pk, is_following=False)

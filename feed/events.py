@@ -1,4 +1,7 @@
-"""What the feed pushes, and to which stream. Called by actions inside their transaction."""
+"""What the feed pushes, and to which outbox stream. Called by actions inside their transaction.
+
+Every event's `data` has the same JSON shape as the REST API's answer for the same object.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +9,39 @@ from feed.models import Activity
 from feed.serializers import activity_data
 from realtime.outbox import record_event
 
+ACTIVITY_CREATED = "activity.created"
+FOLLOW_CHANGED = "follow.changed"
+
 
 def account_stream(account_id: int) -> str:
     return f"account:{account_id}"
 
 
+def team_stream(team_id: int) -> str:
+    return f"team:{team_id}"
+
+
+def user_stream(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def notifications_stream(user_id: int) -> str:
+    return f"notifications:{user_id}"
+
+
 def activity_created(activity: Activity) -> None:
+    """To the account's followers and viewers; and to the author's team's managers."""
+    data = activity_data(activity)
+    record_event(stream=account_stream(activity.account_id), type=ACTIVITY_CREATED, data=data)
+    team_id = activity.author.team_id if activity.author is not None else None
+    if team_id is not None:
+        record_event(stream=team_stream(team_id), type=ACTIVITY_CREATED, data=data)
+
+
+def follow_changed(*, user_id: int, account_id: int, is_following: bool) -> None:
+    """To the user's own home streams, which then read their sources again."""
     record_event(
-        stream=account_stream(activity.account_id),
-        type="activity.created",
-        data=activity_data(activity),
+        stream=user_stream(user_id),
+        type=FOLLOW_CHANGED,
+        data={"account": account_id, "following": is_following},
     )

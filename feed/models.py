@@ -63,3 +63,25 @@ class Activity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on {self.account_id} #{self.pk}"
+
+
+class Follow(models.Model):
+    """A user following an account explicitly.
+
+    Owners and account-team members follow their accounts without a row here (quiet auto-follow is
+    computed, so it follows ownership changes); `feed.queries.followed_account_ids` joins both.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="follows"
+    )
+    account = models.ForeignKey("crm.Account", on_delete=models.CASCADE, related_name="follows")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "account"], name="feed_unique_follow")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} follows {self.account_id}"

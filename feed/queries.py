@@ -7,10 +7,10 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from crm.models import Account
+from crm.models import Account, AccountTeamMember
 from crm.visibility import AccountNotFound, visible_accounts
 from feed.cursors import decode_cursor, encode_cursor
-from feed.models import Activity
+from feed.models import Activity, Follow
 
 PAGE_SIZE = 25
 
@@ -76,3 +76,17 @@ def get_visible_activity(user: Any, activity_id: int | str) -> Activity:
     if activity is None:
         raise AccountNotFound()
     return activity
+
+
+def followed_account_ids(user: Any) -> set[int]:
+    """Accounts `user` follows and can see: explicit follows, plus owned and account-team ones."""
+    if not getattr(user, "is_authenticated", False):
+        return set()
+    followed = Q(pk__in=Follow.objects.filter(user_id=user.pk).values("account_id"))
+    followed |= Q(owner_id=user.pk)
+    followed |= Q(pk__in=AccountTeamMember.objects.filter(user_id=user.pk).values("account_id"))
+    return set(visible_accounts(user).filter(followed).values_list("pk", flat=True))
+
+
+def is_following(user: Any, account: Account) -> bool:
+    return account.pk in followed_account_ids(user)

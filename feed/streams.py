@@ -1,24 +1,87 @@
-"""The stream kinds the feed serves over `/ws/`."""
+"""The stream kinds the feed serves over `/ws/`, and the outbox streams behind them.
+
+| client stream   | who may subscribe              | outbox streams it reads                   |
+|-----------------|--------------------------------|-------------------------------------------|
+| `account:<id>`  | whoever can see the account    | `account:<id>`                            |
+| `home`          | any user                       | `account:<id>` of each followed account   |
+|                 |                                | and `user:<own id>` (follow changes)      |
+| `team:<id>`     | the team's managers and admins | `team:<id>` (activity by its members)     |
+| `notifications` | any user (their own)           | `notifications:<own id>`                  |
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from crm.models import Team
 from crm.visibility import can_see_account
-from realtime.outbox import stream_head
+from feed import events
+from feed.queries import followed_account_ids
+from realtime.outbox import streams_head
 from realtime.streams import StreamKind, register
 
 
-def _can_see_account_stream(user: Any, account_id: int | None) -> bool:
-    return account_id is not None and can_see_account(user, account_id)
+def _is_active_user(user: Any) -> bool:
+    return bool(getattr(user, "is_authenticated", False) and user.is_active)
+
+
+def _account_sources(user: Any, account_id: int | None) -> frozenset[str]:
+    return frozenset({events.account_stream(account_id or 0)})
+
+
+def _home_sources(user: Any, arg: int | None) -> frozenset[str]:
+    followed = {events.account_stream(pk) for pk in followed_account_ids(user)}
+    return frozenset({*followed, events.user_stream(user.pk)})
+
+
+def can_watch_team(user: Any, team_id: int | None) -> bool:
+    if not _is_active_user(user) or team_id is None:
+        return False
+    if user.is_admin:
+        return Team.objects.filter(pk=team_id).exists()
+    return Team.objects.filter(pk=team_id, managers=user.pk).exists()
 
 
 def register_streams() -> None:
-    register(StreamKind(kind="account", takes_arg=True, can_see=_can_see_account_stream))
+    register(
+        StreamKind(
+            kind="account",
+            takes_arg=True,
+            can_see=lambda user, pk: pk is not None and can_see_account(user, pk),
+            sources=_account_sources,
+        )
+    )
+    register(
+        StreamKind(
+            kind="home",
+            takes_arg=False,
+            can_see=lambda user, _: _is_active_user(user),
+            sources=_home_sources,
+            refresh_on=frozenset({events.FOLLOW_CHANGED}),
+        )
+    )
+    register(
+        StreamKind(
+            kind="team",
+            takes_arg=True,
+            can_see=can_watch_team,
+            sources=lambda user, pk: frozenset({events.team_stream(pk or 0)}),
+        )
+    )
+    register(
+        StreamKind(
+            kind="notifications",
+            takes_arg=False,
+            can_see=lambda user, _: _is_active_user(user),
+            sources=lambda user, _: frozenset({events.notifications_stream(user.pk)}),
+        )
+    )
 
 
 def account_stream_cursor(account_id: int) -> str:
     """The cursor a page rendered now hands to its socket for `account:<id>`."""
-    from feed.events import account_stream
+    return str(streams_head({events.account_stream(account_id)}))
 
-    return str(stream_head(account_stream(account_id)))
+
+def home_stream_cursor(user: Any) -> str:
+    return str(streams_head(set(_home_sources(user, None))))

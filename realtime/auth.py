@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.http.request import split_domain_port, validate_host
 
@@ -83,3 +84,18 @@ class RealtimeGate:
 
 def RealtimeAuthStack(inner: Any) -> Any:
     return AuthMiddlewareStack(RealtimeGate(inner))
+
+
+def connection_is_valid(scope: dict[str, Any]) -> bool:
+    """Whether the connection's user is still active and, for a browser, still logged in."""
+    user = scope.get("user")
+    if user is None or not user.is_authenticated:
+        return False
+    if not get_user_model().objects.filter(pk=user.pk, is_active=True).exists():
+        return False
+    if scope.get("auth_method") == "session":
+        session = scope.get("session")
+        key = getattr(session, "session_key", None)
+        if session is None or not key or not session.exists(key):  # logged out or expired
+            return False
+    return True

@@ -1,49 +1,33 @@
 """The one door to the channel layer.
 
-Group names are built here from stream names and never taken from a client. Nothing else in the
-code base touches `channel_layer`.
+Every outbox event goes to a single group (`all_events_group()`), which each web process's hub joins
+once; the hub fans events out to local connections (realtime/hub.py). Group names are built here
+and never taken from a client. Nothing else in the code base touches the channel layer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import BaseChannelLayer, get_channel_layer
+from django.db import connection
 
 log = logging.getLogger(__name__)
 
-# The consumer method that receives stream events ("stream.event" -> `stream_event`).
-EVENT_MESSAGE_TYPE = "stream.event"
 
+def all_events_group() -> str:
+    """The group every hub joins: one per database, since an event chain belongs to one database.
 
-def group_for_stream(stream: str) -> str:
-    """A channel-layer group name for a server-built stream name.
-
-    Group names allow only ASCII letters, digits, '-', '_' and '.', so the stream is hashed; the
-    readable prefix keeps `redis-cli monitor` usable.
+    Two deployments (or a test run and a developer's server) sharing one Redis then never see each
+    other's events.
     """
-    kind = stream.split(":", 1)[0]
-    digest = hashlib.sha1(stream.encode(), usedforsecurity=False).hexdigest()[:20]
-    return f"tidings.{kind[:20]}.{digest}"
-
-
-def publish_message(message: dict[str, Any]) -> None:
-    """Send one outbox event to its stream's group (sync callers: actions after commit)."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(
-            group_for_stream(str(message["stream"])),
-            {"type": EVENT_MESSAGE_TYPE, "event": message},
-        )
-    except Exception:
-        # The event is committed: subscribers recover it by cursor catch-up. A broken channel
-        # layer must not turn a committed write into an error for the writer.
-        log.exception("could not publish event %s to the channel layer", message.get("id"))
+    db = connection.settings_dict
+    where = f"{db.get('HOST') or ''}:{db.get('PORT') or ''}/{db['NAME']}"
+    return "tidings.events." + hashlib.sha1(where.encode(), usedforsecurity=False).hexdigest()[:16]
 
 
 def _layer() -> BaseChannelLayer:
@@ -53,9 +37,29 @@ def _layer() -> BaseChannelLayer:
     return layer
 
 
-async def join(stream: str, channel_name: str) -> None:
-    await _layer().group_add(group_for_stream(stream), channel_name)
+def publish_message(message: dict[str, Any]) -> None:
+    """Send one committed outbox event to every process (sync callers: actions after commit)."""
+    try:
+        async_to_sync(_layer().group_send)(all_events_group(), {"type": "event", "event": message})
+    except Exception:
+        # The event is committed: every hub recovers it from the outbox. A broken channel layer
+        # must not turn a committed write into an error for the writer.
+        log.exception("could not publish event %s to the channel layer", message.get("id"))
 
 
-async def leave(stream: str, channel_name: str) -> None:
-    await _layer().group_discard(group_for_stream(stream), channel_name)
+async def new_channel() -> str:
+    return str(await _layer().new_channel("tidings.hub."))
+
+
+async def join_all_events(channel_name: str) -> None:
+    await _layer().group_add(all_events_group(), channel_name)
+
+
+async def receive(channel_name: str, timeout: float) -> dict[str, Any] | None:
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that lands
+    # as the message arrives, and the hub would then outlive its event loop.
+    try:
+        async with asyncio.timeout(timeout):
+            return dict(await _layer().receive(channel_name))
+    except TimeoutError:
+        return None

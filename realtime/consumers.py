@@ -2,29 +2,40 @@
 
 Protocol (docs/realtime.md, DESIGN.md section 4): the client sends `subscribe`, `unsubscribe` and
 `ping` operations; the server answers `subscribed`, events, `resync`, `error` and `pong`.
+
+Events come from the process's hub (realtime/hub.py) in commit order into a bounded queue; one task
+per connection drains it. Catch-up and live delivery run under one lock, and an event at or below a
+subscription's cursor is never sent again, so each event reaches the client exactly once, in order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from realtime import channel, outbox, streams
+from realtime import outbox, streams
+from realtime.auth import CLOSE_UNAUTHENTICATED, connection_is_valid
+from realtime.hub import Hub, get_hub
 
 MAX_FRAME_CHARS = 4096
 MAX_SUBSCRIPTIONS = 100
-# Visibility is re-checked at delivery; a verdict is trusted for this long at most, which bounds
-# how long a user who lost access can still receive events.
+# Visibility (and the session) is re-checked at delivery; a verdict is trusted this long at most,
+# which bounds how long a user who lost access, logged out or was deactivated still hears events.
 ACCESS_RECHECK_SECONDS = 2.0
 # Per-connection rate limit: a token bucket of client messages.
 RATE_PER_SECOND = 20.0
 RATE_BURST = 40.0
+# Events waiting for a slow client. Past this the client is dropped (close 4008) and resumes from
+# its cursor when it reconnects, instead of growing memory or holding up the others.
+QUEUE_LIMIT = 2000
+CLOSE_TOO_SLOW = 4008
 
 
 def parse_cursor(raw: object) -> int | None:
@@ -38,18 +49,28 @@ def parse_cursor(raw: object) -> int | None:
     raise ValueError(f"not a cursor: {raw!r}")
 
 
-@dataclass
+@dataclass(eq=False)
 class Subscription:
-    stream: str
+    name: str
     kind: streams.StreamKind
     arg: int | None
-    last: int
-    checked_at: float
+    last: int = 0
+    sources: frozenset[str] = field(default_factory=frozenset)
+    checked_at: float = field(default_factory=time.monotonic)
 
 
 class StreamConsumer(AsyncWebsocketConsumer):
+    # No channel-layer channel per connection: events arrive through the process's hub, so a
+    # thousand sockets hold no Redis connections and cost no Redis messages of their own.
+    channel_layer_alias = "tidings-none"
+
     async def connect(self) -> None:
         self.subscriptions: dict[str, Subscription] = {}
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=QUEUE_LIMIT)
+        self.lock = asyncio.Lock()
+        self.pump: asyncio.Task[None] | None = None
+        self.hub: Hub | None = None
+        self.is_overflowing = False
         self.tokens = RATE_BURST
         self.tokens_at = time.monotonic()
         reject = self.scope.get("realtime_reject")
@@ -57,11 +78,46 @@ class StreamConsumer(AsyncWebsocketConsumer):
         if reject:
             # Accepted only so that the client can read the close code; nothing is read or sent.
             await self.close(code=reject)
+            return
+        self.hub = get_hub()
+        await self.hub.start()
+        self.pump = asyncio.get_running_loop().create_task(self._pump())
 
     async def disconnect(self, code: int) -> None:
-        for stream in list(getattr(self, "subscriptions", {})):
-            await channel.leave(stream, self.channel_name)
+        if getattr(self, "pump", None) is not None:
+            self.pump.cancel()  # type: ignore[union-attr]
+        for sub in list(getattr(self, "subscriptions", {}).values()):
+            self._unlisten(sub)
         self.subscriptions = {}
+
+    # --- the hub's side ---------------------------------------------------------------------
+
+    def offer(self, event: dict[str, Any]) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            if not self.is_overflowing:
+                self.is_overflowing = True
+                asyncio.get_running_loop().create_task(self._drop_slow_client())
+
+    async def _drop_slow_client(self) -> None:
+        await self.close(code=CLOSE_TOO_SLOW, reason="too slow; reconnect and resume from cursor")
+
+    async def _pump(self) -> None:
+        while True:
+            event = await self.queue.get()
+            async with self.lock:
+                for sub in [s for s in self.subscriptions.values() if event["stream"] in s.sources]:
+                    await self._on_event(sub, event)
+
+    async def _on_event(self, sub: Subscription, event: dict[str, Any]) -> None:
+        if event["id"] <= sub.last or self.subscriptions.get(sub.name) is not sub:
+            return  # already delivered by catch-up, or unsubscribed meanwhile
+        if not await self._still_allowed(sub):
+            return
+        await self._deliver(sub, event)
+        if event["type"] in sub.kind.refresh_on:
+            await self._refresh_sources(sub)
 
     # --- client -> server -------------------------------------------------------------------
 
@@ -71,33 +127,36 @@ class StreamConsumer(AsyncWebsocketConsumer):
         if not self._take_token():
             await self.send_error("rate_limited", "Too many messages; slow down.")
             return
-        if text_data is None:
-            await self.send_error("bad_request", "Send JSON objects in text frames.")
-            return
-        if len(text_data) > MAX_FRAME_CHARS:
-            await self.send_error(
-                "bad_request", f"Messages are limited to {MAX_FRAME_CHARS} characters."
-            )
-            return
-        try:
-            content = json.loads(text_data)
-        except ValueError:
-            await self.send_error("bad_request", "Messages must be JSON objects.")
-            return
-        if not isinstance(content, dict):
-            await self.send_error("bad_request", "Messages must be JSON objects.")
+        content = self._parse(text_data)
+        if isinstance(content, str):
+            await self.send_error("bad_request", content)
             return
         op = content.get("op")
         if op == "subscribe":
-            await self.op_subscribe(content)
+            async with self.lock:
+                await self.op_subscribe(content)
         elif op == "unsubscribe":
-            await self.op_unsubscribe(content)
+            async with self.lock:
+                await self.op_unsubscribe(content)
         elif op == "ping":
             await self.send_json({"type": "pong"})
         else:
             await self.send_error(
                 "bad_request", 'Unknown "op"; use subscribe, unsubscribe or ping.'
             )
+
+    @staticmethod
+    def _parse(text_data: str | None) -> dict[str, Any] | str:
+        """The message as a dict, or the reason it is not one."""
+        if text_data is None:
+            return "Send JSON objects in text frames."
+        if len(text_data) > MAX_FRAME_CHARS:
+            return f"Messages are limited to {MAX_FRAME_CHARS} characters."
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            return "Messages must be JSON objects."
+        return content if isinstance(content, dict) else "Messages must be JSON objects."
 
     async def op_subscribe(self, content: dict[str, Any]) -> None:
         name = content.get("stream")
@@ -118,14 +177,14 @@ class StreamConsumer(AsyncWebsocketConsumer):
         if not await database_sync_to_async(kind.can_see)(self.scope["user"], arg):
             await self.send_error("not_found", "No such stream.", stream=name)
             return
-        await self._forget(name)
-        # Join before reading the head: an event committed in between is then both in the
-        # catch-up and in the live queue, and the cursor drops the second copy.
-        await channel.join(name, self.channel_name)
-        sub = Subscription(name, kind, arg, last=0, checked_at=time.monotonic())
+        self._forget(name)
+        sub = Subscription(name, kind, arg)
         self.subscriptions[name] = sub
+        # Listen before reading the outbox: an event committed in between is then both in the
+        # catch-up and in the queue, and the cursor drops the second copy.
+        await self._refresh_sources(sub)
         if since is None:
-            sub.last = await database_sync_to_async(outbox.stream_head)(name)
+            sub.last = await database_sync_to_async(outbox.streams_head)(set(sub.sources))
             await self.send_json({"type": "subscribed", "stream": name, "cursor": str(sub.last)})
             return
         if since > await database_sync_to_async(outbox.newest_event_id)():
@@ -140,30 +199,16 @@ class StreamConsumer(AsyncWebsocketConsumer):
         if not isinstance(name, str) or name not in self.subscriptions:
             await self.send_error("not_found", "Not subscribed to that stream.", stream=name)
             return
-        await self._forget(name)
+        self._forget(name)
         await self.send_json({"type": "unsubscribed", "stream": name})
-
-    # --- channel layer -> client --------------------------------------------------------------
-
-    async def stream_event(self, message: dict[str, Any]) -> None:
-        event = message["event"]
-        sub = self.subscriptions.get(event["stream"])
-        if sub is None or event["id"] <= sub.last:
-            return  # not subscribed (any more), or already delivered by catch-up
-        if not await self._still_visible(sub):
-            return
-        prev = event.get("prev")
-        if prev is not None and prev > sub.last:
-            # A live message before this one never arrived; the database has it.
-            await self._catch_up(sub)
-            return
-        await self._deliver(sub, event)
 
     # --- internals ----------------------------------------------------------------------------
 
     async def _catch_up(self, sub: Subscription) -> None:
         limit = settings.TIDINGS_CATCHUP_LIMIT
-        events = await database_sync_to_async(outbox.events_after)(sub.stream, sub.last, limit + 1)
+        events = await database_sync_to_async(outbox.events_after)(
+            set(sub.sources), sub.last, limit + 1
+        )
         if len(events) > limit:
             await self._resync(sub)
             return
@@ -172,33 +217,63 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     async def _deliver(self, sub: Subscription, event: dict[str, Any]) -> None:
         sub.last = event["id"]
-        await self.send_json(
-            {
-                "type": event["type"],
-                "stream": sub.stream,
-                "cursor": str(event["id"]),
-                "data": event["data"],
-            }
-        )
+        # Many local subscribers get the same event: encode its frame once per stream name.
+        frames = event.setdefault("frames", {})
+        frame = frames.get(sub.name)
+        if frame is None:
+            frame = frames[sub.name] = json.dumps(
+                {
+                    "type": event["type"],
+                    "stream": sub.name,
+                    "cursor": str(event["id"]),
+                    "data": event["data"],
+                },
+                separators=(",", ":"),
+            )
+        await self.send(text_data=frame)
 
-    async def _still_visible(self, sub: Subscription) -> bool:
+    async def _refresh_sources(self, sub: Subscription) -> None:
+        sources = await database_sync_to_async(sub.kind.sources)(self.scope["user"], sub.arg)
+        assert self.hub is not None  # noqa: S101 - set in connect() before any message is read
+        for source in sub.sources - sources:
+            if not any(source in s.sources for s in self.subscriptions.values() if s is not sub):
+                self.hub.ignore(source, self)
+        for source in sources - sub.sources:
+            self.hub.listen(source, self)
+        sub.sources = sources
+
+    async def _still_allowed(self, sub: Subscription) -> bool:
         now = time.monotonic()
         if now - sub.checked_at < ACCESS_RECHECK_SECONDS:
             return True
-        visible = await database_sync_to_async(sub.kind.can_see)(self.scope["user"], sub.arg)
         sub.checked_at = now
-        if not visible:
-            await self._forget(sub.stream)
-            await self.send_error("not_found", "No such stream.", stream=sub.stream)
-        return visible
+        if not await database_sync_to_async(connection_is_valid)(self.scope):
+            self.subscriptions = {}
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return False
+        user = self.scope["user"]
+        if not await database_sync_to_async(sub.kind.can_see)(user, sub.arg):
+            self._forget(sub.name)
+            await self.send_error("not_found", "No such stream.", stream=sub.name)
+            return False
+        await self._refresh_sources(sub)
+        return True
 
     async def _resync(self, sub: Subscription) -> None:
-        await self._forget(sub.stream)
-        await self.send_json({"type": "resync", "stream": sub.stream})
+        self._forget(sub.name)
+        await self.send_json({"type": "resync", "stream": sub.name})
 
-    async def _forget(self, stream: str) -> None:
-        if self.subscriptions.pop(stream, None) is not None:
-            await channel.leave(stream, self.channel_name)
+    def _forget(self, name: str) -> None:
+        sub = self.subscriptions.pop(name, None)
+        if sub is not None:
+            self._unlisten(sub)
+
+    def _unlisten(self, sub: Subscription) -> None:
+        if self.hub is None:
+            return
+        for source in sub.sources:
+            if not any(source in s.sources for s in self.subscriptions.values() if s is not sub):
+                self.hub.ignore(source, self)
 
     def _take_token(self) -> bool:
         now = time.monotonic()

@@ -14,8 +14,8 @@ from django.db import models
 class Event(models.Model):
     id = models.BigAutoField(primary_key=True)
     stream = models.CharField(max_length=64)
-    # The id of the previous event of the same stream: a consumer that sees `prev` ahead of its
-    # own cursor knows a live message went missing and catches up from here.
+    # The id of the event committed just before this one, on any stream: a hub that has not
+    # seen `prev` knows a live message went missing (realtime/hub.py).
     prev_id = models.BigIntegerField(null=True, blank=True)
     type = models.CharField(max_length=64)
     data = models.JSONField()

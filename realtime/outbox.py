@@ -38,19 +38,30 @@ def record_event(*, stream: str, type: str, data: dict[str, Any]) -> Event:
     if not connection.in_atomic_block:
         raise RuntimeError("record_event must run inside the transaction of the change.")
     _lock_sequencer()
-    prev_id = Event.objects.filter(stream=stream).aggregate(last=Max("id"))["last"]
+    # Under the lock, the newest id is the event committed just before this one: the chain
+    # every hub follows to notice a lost message.
+    prev_id = newest_event_id() or None
     event = Event.objects.create(stream=stream, prev_id=prev_id, type=type, data=data)
     transaction.on_commit(partial(publish_message, event.as_message()))
     return event
 
 
-def stream_head(stream: str) -> int:
-    """The cursor of the newest committed event of `stream` (0 when it has none)."""
-    return Event.objects.filter(stream=stream).aggregate(last=Max("id"))["last"] or 0
+def streams_head(streams: set[str]) -> int:
+    """The newest cursor among `streams` (0 when none has an event)."""
+    if not streams:
+        return 0
+    return Event.objects.filter(stream__in=streams).aggregate(last=Max("id"))["last"] or 0
 
 
-def events_after(stream: str, cursor: int, limit: int) -> list[Event]:
-    return list(Event.objects.filter(stream=stream, id__gt=cursor).order_by("id")[:limit])
+def events_after(streams: set[str], cursor: int, limit: int) -> list[Event]:
+    """Committed events of any of `streams` after `cursor`, in commit order."""
+    if not streams:
+        return []
+    return list(Event.objects.filter(stream__in=streams, id__gt=cursor).order_by("id")[:limit])
+
+
+def events_after_global(cursor: int, limit: int) -> list[Event]:
+    return list(Event.objects.filter(id__gt=cursor).order_by("id")[:limit])
 
 
 def newest_event_id() -> int:

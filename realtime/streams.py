@@ -1,7 +1,9 @@
 """The registry of stream kinds.
 
-The transport knows nothing of the CRM: apps register the stream kinds they serve ("account" from
-`feed`), each answering who may subscribe and who may receive an event, at delivery time.
+The transport knows nothing of the CRM: apps register the stream kinds they serve (`feed` registers
+"account", "home", "team" and "notifications"). Each kind answers who may subscribe, and which
+outbox streams ("sources") a subscription reads: `account:7` reads the source `account:7`; `home`
+reads the sources of every account the user follows.
 """
 
 from __future__ import annotations
@@ -19,8 +21,12 @@ class StreamKind:
     kind: str
     # Whether the stream takes a numeric argument ("account:12") or none ("home").
     takes_arg: bool
-    # can_see(user, arg) -> bool; runs in a worker thread (it may query the database).
+    # can_see(user, arg) -> bool and sources(user, arg) -> outbox stream names. Both run in a
+    # worker thread (they query the database) and are asked again while a subscription lives.
     can_see: Callable[[Any, int | None], bool]
+    sources: Callable[[Any, int | None], frozenset[str]]
+    # Event types that change this subscription's sources (a follow): re-read them at once.
+    refresh_on: frozenset[str] = frozenset()
 
 
 _KINDS: dict[str, StreamKind] = {}

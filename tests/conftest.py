@@ -83,7 +83,9 @@ def cast(db: Any) -> Cast:
         amount=50_000,
     )
     west_account = make_account(admin, outsider, "Westwind Airlines")
-    return Cast(east, west, owner, teammate, outsider, support, manager, admin, account, west_account)
+    return Cast(
+        east, west, owner, teammate, outsider, support, manager, admin, account, west_account
+    )
 
 
 @pytest.fixture

@@ -167,16 +167,17 @@ async def test_a_dropped_live_message_is_recovered_from_the_database(
     cast: Cast, alice_socket: WebsocketCommunicator
 ) -> None:
     stream = f"account:{cast.account.pk}"
-    subscribed = await subscribe(alice_socket, stream)
+    await subscribe(alice_socket, stream)
 
     @database_sync_to_async
     def two_events_published_only_second() -> list[Event]:
         # Write two outbox rows without their after-commit publish (as if the channel layer lost
-        # the first message), then publish only the second.
+        # the first message), then publish only the second: the hub sees the hole in the chain.
         with transaction.atomic():
+            newest = Event.objects.order_by("-id").first()
             first = Event.objects.create(
                 stream=stream,
-                prev_id=int(subscribed["cursor"]) or None,
+                prev_id=newest.pk if newest else None,
                 type="activity.created",
                 data={"n": 1},
             )
@@ -200,7 +201,7 @@ async def test_duplicate_live_message_is_delivered_once(
         author=cast.owner, account=cast.account, body="once"
     )
     await alice_socket.receive_json_from(timeout=2)
-    event = await database_sync_to_async(Event.objects.get)()
+    event = await database_sync_to_async(Event.objects.get)(stream=f"account:{cast.account.pk}")
     await database_sync_to_async(publish_message)(event.as_message())
     assert await alice_socket.receive_nothing(timeout=0.3)
 

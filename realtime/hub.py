@@ -1,0 +1,154 @@
+"""The per-process event hub: every event reaches each web process once, in commit order.
+
+Publishing sends each outbox event to one channel-layer group that every process's hub has joined,
+so a post costs one message per process, not one per subscriber. The hub puts the events back into
+commit order (each carries the id of the event committed just before it), then hands each one to
+the local connections subscribed to its stream.
+
+Two things can go wrong on the way, and both are repaired from PostgreSQL, the source of truth:
+- a message is lost (Redis restarted, a process crashed between commit and publish): a hole in the
+  chain that does not fill within `GAP_WAIT` seconds is read from the outbox;
+- nothing arrives at all: every `POLL` seconds the hub asks the outbox for anything newer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections import defaultdict
+from typing import Any, Protocol
+
+from channels.db import database_sync_to_async
+
+from realtime import channel, outbox
+
+log = logging.getLogger(__name__)
+
+GAP_WAIT = 0.25
+POLL = 1.0
+FETCH_LIMIT = 1000
+# channels-redis forgets group members after a day; the hub rejoins well before that.
+REJOIN_EVERY = 3600.0
+
+
+class Listener(Protocol):
+    def offer(self, event: dict[str, Any]) -> None:
+        """Take one event without blocking; a full queue is the listener's to handle."""
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.index: dict[str, set[Listener]] = defaultdict(set)
+        self.buffer: dict[int, dict[str, Any]] = {}
+        self.watermark = 0
+        self.gap_since: float | None = None
+        self.ready = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.channel_name = ""
+
+    # --- registration, called by consumers on the event loop ---------------------------------
+
+    async def start(self) -> None:
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._run(), name="tidings-hub")
+        await self.ready.wait()
+
+    def listen(self, source: str, listener: Listener) -> None:
+        self.index[source].add(listener)
+
+    def ignore(self, source: str, listener: Listener) -> None:
+        listeners = self.index.get(source)
+        if listeners is not None:
+            listeners.discard(listener)
+            if not listeners:
+                del self.index[source]
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        self.channel_name = await channel.new_channel()
+        await channel.join_all_events(self.channel_name)
+        joined_at = time.monotonic()
+        self.watermark = await database_sync_to_async(outbox.newest_event_id)()
+        self.ready.set()
+        while True:
+            try:
+                message = await channel.receive(self.channel_name, timeout=self._timeout())
+                if message is not None:
+                    self._take(message["event"])
+                await self._drain()
+                if time.monotonic() - joined_at > REJOIN_EVERY:
+                    await channel.join_all_events(self.channel_name)
+                    joined_at = time.monotonic()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Redis down, database down: keep going; the outbox will fill the hole later.
+                log.exception("event hub: receive failed; retrying")
+                await asyncio.sleep(POLL)
+
+    def _timeout(self) -> float:
+        if self.gap_since is None:
+            return POLL
+        return max(0.0, GAP_WAIT - (time.monotonic() - self.gap_since))
+
+    def _take(self, event: dict[str, Any]) -> None:
+        if event["id"] > self.watermark:
+            self.buffer[event["id"]] = event
+
+    async def _drain(self) -> None:
+        self._dispatch_contiguous()
+        if not self.buffer:
+            self.gap_since = None
+            if self._timeout() == POLL:
+                await self._poll_outbox()
+            return
+        now = time.monotonic()
+        if self.gap_since is None:
+            self.gap_since = now
+        elif now - self.gap_since >= GAP_WAIT:
+            await self._fill_from_outbox()
+
+    def _dispatch_contiguous(self) -> None:
+        """Dispatch buffered events while each one's predecessor is the last dispatched."""
+        by_prev = {event.get("prev") or 0: event for event in self.buffer.values()}
+        while self.watermark in by_prev:
+            event = by_prev.pop(self.watermark)
+            del self.buffer[event["id"]]
+            self._dispatch(event)
+
+    async def _poll_outbox(self) -> None:
+        newest = await database_sync_to_async(outbox.newest_event_id)()
+        if newest > self.watermark:
+            await self._fill_from_outbox()
+
+    async def _fill_from_outbox(self) -> None:
+        events = await database_sync_to_async(outbox.events_after_global)(
+            self.watermark, FETCH_LIMIT
+        )
+        for event in events:
+            if event.id > self.watermark:
+                buffered = self.buffer.pop(event.id, None)
+                self._dispatch(buffered if buffered is not None else event.as_message())
+        self.buffer = {k: v for k, v in self.buffer.items() if k > self.watermark}
+        self.gap_since = time.monotonic() if self.buffer else None
+        self._dispatch_contiguous()
+
+    def _dispatch(self, event: dict[str, Any]) -> None:
+        self.watermark = event["id"]
+        for listener in tuple(self.index.get(event["stream"], ())):
+            listener.offer(event)
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+def get_hub() -> Hub:
+    """The hub of the running event loop (one per process in production; one per test loop)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = Hub()
+    return hub
