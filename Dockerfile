@@ -8,4 +8,5 @@ RUN DJANGO_SECRET_KEY=build-only-key-not-used-at-runtime-0000 python manage.py c
 RUN useradd --create-home tidings && chown -R tidings /app
 USER tidings
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]
+CMD ["python", "-m", "config.processes", "web"]
+ENV HOST=0.0.0.0 PORT=8000

@@ -34,13 +34,13 @@ bench: install
 
 # The single processes, as docker-compose.yml runs them.
 web: install
-	$(BIN)/daphne -b $${HOST:-127.0.0.1} -p $${PORT:-8000} config.asgi:application
+	$(BIN)/python -m config.processes web
 
 worker: install
-	$(BIN)/celery -A config worker --loglevel INFO
+	$(BIN)/python -m config.processes worker
 
 beat: install
-	$(BIN)/celery -A config beat --loglevel INFO
+	$(BIN)/python -m config.processes beat
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

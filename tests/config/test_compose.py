@@ -51,9 +51,8 @@ def test_makefile_targets_run_the_same_commands() -> None:
     makefile = (ROOT / "Makefile").read_text()
     for target in ("install", "run", "test", "lint", "bench", "web", "worker", "beat"):
         assert re.search(rf"^{target}:", makefile, re.M), target
-    assert "celery -A config worker" in makefile
-    assert "celery -A config beat" in makefile
-    assert "config.asgi:application" in makefile
+    for name in ("web", "worker", "beat"):
+        assert f"-m config.processes {name}" in makefile
 
 
 def test_env_example_lists_every_variable_the_settings_read() -> None:
