@@ -24,6 +24,11 @@ api_v1 = [
         name="api-account-activities",
     ),
     path(
+        "accounts/<int:account_id>/follow/",
+        feed_api.AccountFollowView.as_view(),
+        name="api-account-follow",
+    ),
+    path(
         "activities/<int:activity_id>/",
         feed_api.ActivityDetailView.as_view(),
         name="api-activity",

@@ -17,7 +17,8 @@ from feed.serializers import POST_MAX_CHARS
 
 
 def _clean_text(body: str) -> str:
-    text = body.strip()
+    # Browsers send form text with CRLF line ends, API clients with LF: store one kind.
+    text = body.replace("\r\n", "\n").replace("\r", "\n").strip()
     if not text:
         raise ValidationError("Write something first: the message is empty.")
     if "\x00" in text:

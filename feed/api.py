@@ -9,10 +9,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.visibility import get_visible_account
-from feed.actions import post_activity
+from feed.actions import follow_account, post_activity, unfollow_account
 from feed.mentions import mention_warnings
 from feed.models import Activity
-from feed.queries import account_timeline, get_visible_activity
+from feed.queries import account_timeline, get_visible_activity, is_following
 from feed.serializers import ActivityCreatedSerializer, ActivitySerializer, NewActivitySerializer
 
 TimelinePage = inline_serializer(
@@ -70,3 +70,29 @@ class ActivityDetailView(APIView):
     @extend_schema(responses=ActivitySerializer)
     def get(self, request: Request, activity_id: int) -> Response:
         return Response(ActivitySerializer(get_visible_activity(request.user, activity_id)).data)
+
+
+FollowState = inline_serializer(
+    "FollowState",
+    {"account": serializers.IntegerField(), "following": serializers.BooleanField()},
+)
+
+
+class AccountFollowView(APIView):
+    """Follow (PUT) or stop following (DELETE) an account. Both are idempotent.
+
+    Owners and account-team members keep following through their role, so DELETE may answer
+    `"following": true` for them.
+    """
+
+    @extend_schema(request=None, responses=FollowState)
+    def put(self, request: Request, account_id: int) -> Response:
+        account = get_visible_account(request.user, account_id)
+        follow_account(user=request.user, account=account)  # type: ignore[arg-type]
+        return Response({"account": account.pk, "following": True})
+
+    @extend_schema(request=None, responses=FollowState)
+    def delete(self, request: Request, account_id: int) -> Response:
+        account = get_visible_account(request.user, account_id)
+        unfollow_account(user=request.user, account=account)  # type: ignore[arg-type]
+        return Response({"account": account.pk, "following": is_following(request.user, account)})

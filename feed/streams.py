@@ -49,6 +49,7 @@ def register_streams() -> None:
             takes_arg=True,
             can_see=lambda user, pk: pk is not None and can_see_account(user, pk),
             sources=_account_sources,
+            has_presence=True,
         )
     )
     register(

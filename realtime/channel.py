@@ -47,6 +47,14 @@ def publish_message(message: dict[str, Any]) -> None:
         log.exception("could not publish event %s to the channel layer", message.get("id"))
 
 
+async def announce_presence(stream: str) -> None:
+    """Tell every process that who is on `stream` changed (no outbox row: presence is ephemeral)."""
+    try:
+        await _layer().group_send(all_events_group(), {"type": "presence", "stream": stream})
+    except Exception:
+        log.exception("could not announce presence on %s", stream)
+
+
 async def new_channel() -> str:
     return str(await _layer().new_channel("tidings.hub."))
 

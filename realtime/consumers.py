@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from realtime import outbox, streams
+from realtime import channel, outbox, presence, streams
 from realtime.auth import CLOSE_UNAUTHENTICATED, connection_is_valid
 from realtime.hub import Hub, get_hub
 
@@ -57,6 +58,8 @@ class Subscription:
     last: int = 0
     sources: frozenset[str] = field(default_factory=frozenset)
     checked_at: float = field(default_factory=time.monotonic)
+    # Opted in with `"presence": true`: counted as a viewer and told who else is viewing.
+    has_presence: bool = False
 
 
 class StreamConsumer(AsyncWebsocketConsumer):
@@ -71,6 +74,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.pump: asyncio.Task[None] | None = None
         self.hub: Hub | None = None
         self.is_overflowing = False
+        self.connection_id = uuid.uuid4().hex
         self.tokens = RATE_BURST
         self.tokens_at = time.monotonic()
         reject = self.scope.get("realtime_reject")
@@ -86,9 +90,15 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if getattr(self, "pump", None) is not None:
             self.pump.cancel()  # type: ignore[union-attr]
-        for sub in list(getattr(self, "subscriptions", {}).values()):
-            self._unlisten(sub)
+        subscriptions = list(getattr(self, "subscriptions", {}).values())
         self.subscriptions = {}
+        for sub in subscriptions:
+            self._unlisten(sub)
+        if self.hub is not None and self.connection_id in self.hub.present:
+            self.hub.present.discard(self.connection_id)
+            left = await database_sync_to_async(presence.leave)(connection=self.connection_id)
+            for stream in left:
+                await channel.announce_presence(stream)
 
     # --- the hub's side ---------------------------------------------------------------------
 
@@ -107,8 +117,17 @@ class StreamConsumer(AsyncWebsocketConsumer):
         while True:
             event = await self.queue.get()
             async with self.lock:
+                if "presence" in event:
+                    await self._on_presence(event)
+                    continue
                 for sub in [s for s in self.subscriptions.values() if event["stream"] in s.sources]:
                     await self._on_event(sub, event)
+
+    async def _on_presence(self, event: dict[str, Any]) -> None:
+        sub = self.subscriptions.get(event["stream"])
+        if sub is not None and sub.has_presence:
+            frame = {"type": event["type"], "stream": event["stream"]}
+            await self.send_json({**frame, "data": {"viewers": event["presence"]}})
 
     async def _on_event(self, sub: Subscription, event: dict[str, Any]) -> None:
         if event["id"] <= sub.last or self.subscriptions.get(sub.name) is not sub:
@@ -179,6 +198,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             return
         self._forget(name)
         sub = Subscription(name, kind, arg)
+        sub.has_presence = kind.has_presence and content.get("presence") is True
         self.subscriptions[name] = sub
         # Listen before reading the outbox: an event committed in between is then both in the
         # catch-up and in the queue, and the cursor drops the second copy.
@@ -186,13 +206,27 @@ class StreamConsumer(AsyncWebsocketConsumer):
         if since is None:
             sub.last = await database_sync_to_async(outbox.streams_head)(set(sub.sources))
             await self.send_json({"type": "subscribed", "stream": name, "cursor": str(sub.last)})
-            return
-        if since > await database_sync_to_async(outbox.newest_event_id)():
+        elif since > await database_sync_to_async(outbox.newest_event_id)():
             await self._resync(sub)  # a cursor this server never handed out
             return
-        sub.last = since
-        await self.send_json({"type": "subscribed", "stream": name, "cursor": str(since)})
-        await self._catch_up(sub)
+        else:
+            sub.last = since
+            await self.send_json({"type": "subscribed", "stream": name, "cursor": str(since)})
+            await self._catch_up(sub)
+        if sub.has_presence:
+            await self._arrive(sub)
+
+    async def _arrive(self, sub: Subscription) -> None:
+        assert self.hub is not None  # noqa: S101 - set in connect() before any message is read
+        await database_sync_to_async(presence.arrive)(
+            stream=sub.name, connection=self.connection_id, user=self.scope["user"]
+        )
+        self.hub.present.add(self.connection_id)
+        await channel.announce_presence(sub.name)
+
+    async def _depart(self, stream: str) -> None:
+        await database_sync_to_async(presence.leave)(connection=self.connection_id, stream=stream)
+        await channel.announce_presence(stream)
 
     async def op_unsubscribe(self, content: dict[str, Any]) -> None:
         name = content.get("stream")
@@ -267,6 +301,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
         sub = self.subscriptions.pop(name, None)
         if sub is not None:
             self._unlisten(sub)
+            if sub.has_presence:
+                asyncio.get_running_loop().create_task(self._depart(name))
 
     def _unlisten(self, sub: Subscription) -> None:
         if self.hub is None:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
 
-from realtime import channel, outbox
+from realtime import channel, outbox, presence
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,9 @@ class Hub:
         self.ready = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.channel_name = ""
+        # Connection ids with presence rows in this process, refreshed every REFRESH_EVERY.
+        self.present: set[str] = set()
+        self.refreshed_at = time.monotonic()
 
     # --- registration, called by consumers on the event loop ---------------------------------
 
@@ -76,9 +79,12 @@ class Hub:
         while True:
             try:
                 message = await channel.receive(self.channel_name, timeout=self._timeout())
-                if message is not None:
+                if message is not None and message.get("type") == "presence":
+                    await self._presence_changed(str(message["stream"]))
+                elif message is not None:
                     self._take(message["event"])
                 await self._drain()
+                await self._refresh_presence()
                 if time.monotonic() - joined_at > REJOIN_EVERY:
                     await channel.join_all_events(self.channel_name)
                     joined_at = time.monotonic()
@@ -88,6 +94,20 @@ class Hub:
                 # Redis down, database down: keep going; the outbox will fill the hole later.
                 log.exception("event hub: receive failed; retrying")
                 await asyncio.sleep(POLL)
+
+    async def _presence_changed(self, stream: str) -> None:
+        if not self.index.get(stream):
+            return
+        people = await database_sync_to_async(presence.viewers)(stream)
+        event = {"presence": people, "stream": stream, "type": "presence.changed"}
+        for listener in tuple(self.index.get(stream, ())):
+            listener.offer(event)
+
+    async def _refresh_presence(self) -> None:
+        if time.monotonic() - self.refreshed_at < presence.REFRESH_EVERY:
+            return
+        self.refreshed_at = time.monotonic()
+        await database_sync_to_async(presence.refresh)(sorted(self.present))
 
     def _timeout(self) -> float:
         if self.gap_since is None:

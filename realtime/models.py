@@ -53,3 +53,29 @@ class Ticket(models.Model):
 
     def __str__(self) -> str:
         return f"ticket for {self.user_id} until {self.expires_at:%H:%M:%S}"
+
+
+class Presence(models.Model):
+    """Who has a stream open right now, one row per connection and stream.
+
+    Rows of a web process that died without cleaning up stop counting once `seen_at` is older
+    than realtime.presence.STALE_AFTER; live processes refresh theirs well within that.
+    """
+
+    stream = models.CharField(max_length=64)
+    connection = models.CharField(max_length=100)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="presences"
+    )
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "stream"], name="realtime_unique_presence"
+            )
+        ]
+        indexes = [models.Index(fields=["stream", "seen_at"], name="realtime_presence_stream")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} on {self.stream}"

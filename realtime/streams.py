@@ -27,6 +27,8 @@ class StreamKind:
     sources: Callable[[Any, int | None], frozenset[str]]
     # Event types that change this subscription's sources (a follow): re-read them at once.
     refresh_on: frozenset[str] = frozenset()
+    # Whether subscribers are told who else has the stream open (`presence.changed`).
+    has_presence: bool = False
 
 
 _KINDS: dict[str, StreamKind] = {}

@@ -73,6 +73,12 @@ TABLE: dict[str, tuple[str, R, dict[str, Any] | None, dict[str, int]]] = {
         None,
         SCOPED_API,
     ),
+    "api-account-follow": (
+        "put",
+        lambda i: f"/api/v1/accounts/{i['account']}/follow/",
+        None,
+        SCOPED_API,
+    ),
     "api-activity": ("get", lambda i: f"/api/v1/activities/{i['activity']}/", None, SCOPED_API),
     "api-schema": ("get", lambda i: "/api/schema/", None, PUBLIC),
     "api-docs": ("get", lambda i: "/api/docs/", None, PUBLIC),

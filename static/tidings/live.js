@@ -3,29 +3,35 @@
  * A timeline element carrying data-stream and data-cursor subscribes to that stream from the
  * cursor the server rendered the page at, so nothing committed after the page was built is missed.
  * On a dropped connection it reconnects with jittered exponential backoff and resumes from the
- * last cursor it saw; activities already on the page are never shown twice.
+ * last cursor it saw; activities already on the page are never shown twice. New activities slide in
+ * at the top while the top of the timeline is in view; when the reader has scrolled down they wait
+ * behind a quiet "n new" marker instead of moving the page under the reader's eyes.
  */
 (function () {
   "use strict";
 
   const timeline = document.querySelector("[data-stream]");
   const status = document.getElementById("live-status");
+  const viewersBox = document.getElementById("viewers");
+  const marker = document.getElementById("new-marker");
   if (!timeline || !("WebSocket" in window)) return;
 
   const stream = timeline.dataset.stream;
+  const me = document.body.dataset.userId;
   let cursor = timeline.dataset.cursor || null;
   let attempt = 0;
-  let socket = null;
+  const waiting = [];
 
-  function setStatus(online) {
+  function setStatus(state) {
     if (!status) return;
     status.hidden = false;
-    status.textContent = online ? "Live" : "Offline – reconnecting";
-    status.className = "live-status " + (online ? "online" : "offline");
+    const labels = { online: "Live", connecting: "Connecting…", offline: "Offline – reconnecting" };
+    status.textContent = labels[state];
+    status.className = "live-status " + state;
+    status.title = state === "online" ? "Updates appear as they happen" : "Updates will resume when the connection is back";
   }
 
-  function render(activity) {
-    if (timeline.querySelector('[data-activity-id="' + activity.id + '"]')) return;
+  function build(activity) {
     const template = document.getElementById("activity-template");
     const item = template.content.firstElementChild.cloneNode(true);
     const name = activity.author ? activity.author.display_name : "Tidings";
@@ -44,31 +50,77 @@
     }
     // textContent, never innerHTML: the body is user text.
     item.querySelector(".activity-text").textContent = activity.body;
+    return item;
+  }
+
+  function isTopInView() {
+    return timeline.getBoundingClientRect().top >= -40;
+  }
+
+  function show(items) {
     const empty = timeline.querySelector("[data-empty]");
-    if (empty) empty.remove();
-    timeline.prepend(item);
+    if (empty && items.length) empty.remove();
+    items.forEach(function (item) { timeline.prepend(item); });
+  }
+
+  function updateMarker() {
+    if (!marker) return;
+    marker.hidden = waiting.length === 0;
+    marker.textContent = "↑ " + waiting.length + " new " + (waiting.length === 1 ? "update" : "updates");
+  }
+
+  function arrived(activity) {
+    const id = String(activity.id);
+    if (timeline.querySelector('[data-activity-id="' + id + '"]')) return;
+    if (waiting.some(function (item) { return item.dataset.activityId === id; })) return;
+    const item = build(activity);
+    if (isTopInView() || !marker) { show([item]); return; }
+    waiting.push(item);
+    updateMarker();
+  }
+
+  if (marker) {
+    marker.addEventListener("click", function () {
+      show(waiting.splice(0));
+      updateMarker();
+      timeline.scrollIntoView({ behavior: "smooth", block: "start" });
+    });
+    window.addEventListener("scroll", function () {
+      if (waiting.length && isTopInView()) { show(waiting.splice(0)); updateMarker(); }
+    }, { passive: true });
+  }
+
+  function showViewers(viewers) {
+    if (!viewersBox) return;
+    const others = viewers.filter(function (person) { return String(person.id) !== me; });
+    viewersBox.hidden = others.length === 0;
+    const names = viewersBox.querySelector(".viewer-names");
+    names.textContent = others.map(function (person) { return person.display_name; }).join(", ");
   }
 
   function onMessage(message) {
     let frame;
     try { frame = JSON.parse(message.data); } catch (e) { return; }
     if (frame.stream && frame.stream !== stream) return;
+    if (frame.type === "subscribed") setStatus("online");
     if (frame.cursor) cursor = frame.cursor;
-    if (frame.type === "activity.created") render(frame.data);
+    if (frame.type === "activity.created") arrived(frame.data);
+    else if (frame.type === "presence.changed") showViewers(frame.data.viewers);
     else if (frame.type === "resync") window.location.reload();
   }
 
   function connect() {
     const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    socket = new WebSocket(scheme + window.location.host + "/ws/");
+    const socket = new WebSocket(scheme + window.location.host + "/ws/");
+    setStatus("connecting");
     socket.addEventListener("open", function () {
       attempt = 0;
-      setStatus(true);
-      socket.send(JSON.stringify({ op: "subscribe", stream: stream, since: cursor }));
+      socket.send(JSON.stringify({ op: "subscribe", stream: stream, since: cursor, presence: Boolean(viewersBox) }));
     });
     socket.addEventListener("message", onMessage);
     socket.addEventListener("close", function (event) {
-      setStatus(false);
+      setStatus("offline");
+      showViewers([]);
       if (event.code === 4401) { window.location.href = "/login/?next=" + encodeURIComponent(window.location.pathname); return; }
       if (event.code === 4403) return;
       attempt += 1;

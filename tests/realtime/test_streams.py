@@ -1,0 +1,131 @@
+"""The stream kinds of DESIGN.md section 4 beyond `account:<id>`: home, team, notifications."""
+
+from __future__ import annotations
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from feed.actions import follow_account, post_activity, unfollow_account
+from tests.conftest import Cast
+from tests.realtime.test_consumer import communicator, session_cookie, subscribe
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def socket_for(user: object) -> WebsocketCommunicator:
+    comm = communicator(cookie=await session_cookie(user))  # type: ignore[arg-type]
+    connected, _ = await comm.connect()
+    assert connected
+    return comm
+
+
+post = database_sync_to_async(post_activity)
+
+
+async def test_home_carries_followed_accounts_only(cast: Cast) -> None:
+    comm = await socket_for(cast.owner)
+    assert (await subscribe(comm, "home"))["type"] == "subscribed"
+    mine = await post(author=cast.teammate, account=cast.account, body="on alice's account")
+    frame = await comm.receive_json_from(timeout=2)
+    assert (frame["type"], frame["stream"], frame["data"]["id"]) == (
+        "activity.created",
+        "home",
+        mine.pk,
+    )
+    await post(author=cast.outsider, account=cast.west_account, body="not followed")
+    assert await comm.receive_nothing(timeout=0.3)
+    await comm.disconnect()
+
+
+async def test_following_while_subscribed_widens_home_at_once(cast: Cast) -> None:
+    comm = await socket_for(cast.teammate)
+    await subscribe(comm, "home")
+    await post(author=cast.owner, account=cast.account, body="before following")
+    assert await comm.receive_nothing(timeout=0.3)
+    await database_sync_to_async(follow_account)(user=cast.teammate, account=cast.account)
+    changed = await comm.receive_json_from(timeout=2)
+    assert changed["type"] == "follow.changed" and changed["data"]["following"] is True
+    after = await post(author=cast.owner, account=cast.account, body="after following")
+    assert (await comm.receive_json_from(timeout=2))["data"]["id"] == after.pk
+    await database_sync_to_async(unfollow_account)(user=cast.teammate, account=cast.account)
+    assert (await comm.receive_json_from(timeout=2))["data"]["following"] is False
+    await post(author=cast.owner, account=cast.account, body="after unfollowing")
+    assert await comm.receive_nothing(timeout=0.3)
+    await comm.disconnect()
+
+
+async def test_home_catch_up_spans_accounts_in_commit_order(cast: Cast) -> None:
+    from crm import actions as crm_actions
+
+    second = await database_sync_to_async(crm_actions.create_account)(
+        actor=cast.admin, name="Second", owner=cast.owner
+    )
+    bodies = ["a1", "b1", "a2", "b2"]
+    for body in bodies:
+        account = cast.account if body.startswith("a") else second
+        await post(author=cast.owner, account=account, body=body)
+    comm = await socket_for(cast.owner)
+    await subscribe(comm, "home", since="0")
+    got = [(await comm.receive_json_from(timeout=2))["data"]["body"] for _ in bodies]
+    assert got == bodies
+    await comm.disconnect()
+
+
+async def test_one_connection_two_streams_each_named(cast: Cast) -> None:
+    comm = await socket_for(cast.owner)
+    await subscribe(comm, "home")
+    await subscribe(comm, f"account:{cast.account.pk}")
+    await post(author=cast.teammate, account=cast.account, body="twice")
+    frames = [await comm.receive_json_from(timeout=2) for _ in range(2)]
+    assert sorted(f["stream"] for f in frames) == sorted(["home", f"account:{cast.account.pk}"])
+    assert await comm.receive_nothing(timeout=0.2)
+    await comm.disconnect()
+
+
+async def test_manager_watches_the_team_and_only_the_team(cast: Cast) -> None:
+    comm = await socket_for(cast.manager)
+    assert (await subscribe(comm, f"team:{cast.east.pk}"))["type"] == "subscribed"
+    by_member = await post(author=cast.owner, account=cast.account, body="east work")
+    frame = await comm.receive_json_from(timeout=2)
+    assert (frame["stream"], frame["data"]["id"]) == (f"team:{cast.east.pk}", by_member.pk)
+    await post(author=cast.outsider, account=cast.west_account, body="west work")
+    assert await comm.receive_nothing(timeout=0.3)
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize("who", ["owner", "outsider", "support"])
+async def test_only_managers_and_admins_watch_a_team(cast: Cast, who: str) -> None:
+    comm = await socket_for(getattr(cast, who))
+    hidden = await subscribe(comm, f"team:{cast.east.pk}")
+    missing = await subscribe(comm, "team:999999")
+    assert hidden["code"] == missing["code"] == "not_found"
+    await comm.disconnect()
+
+
+async def test_admin_watches_any_team(cast: Cast) -> None:
+    comm = await socket_for(cast.admin)
+    assert (await subscribe(comm, f"team:{cast.west.pk}"))["type"] == "subscribed"
+    await comm.disconnect()
+
+
+async def test_notifications_stream_is_the_users_own(cast: Cast) -> None:
+    comm = await socket_for(cast.owner)
+    assert (await subscribe(comm, "notifications"))["type"] == "subscribed"
+    other = await subscribe(comm, f"notifications:{cast.teammate.pk}")
+    assert other["code"] == "not_found"
+    await comm.disconnect()
+
+
+async def test_logging_out_closes_the_socket(cast: Cast, monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.contrib.sessions.models import Session
+
+    from realtime import consumers
+
+    monkeypatch.setattr(consumers, "ACCESS_RECHECK_SECONDS", 0.0)
+    comm = await socket_for(cast.owner)
+    await subscribe(comm, f"account:{cast.account.pk}")
+    await database_sync_to_async(lambda: Session.objects.all().delete())()
+    await post(author=cast.teammate, account=cast.account, body="after logout")
+    message = await comm.receive_output(timeout=2)
+    assert message == {"type": "websocket.close", "code": 4401}
