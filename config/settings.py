@@ -151,6 +151,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Connection-rate limit for WebSockets: a ticket is needed per API-client connection.
+    "DEFAULT_THROTTLE_RATES": {"realtime-ticket": "60/min"},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tidings API",

@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from realtime.tickets import issue_ticket
@@ -11,6 +12,9 @@ from realtime.tickets import issue_ticket
 
 class TicketView(APIView):
     """A single-use ticket to open `/ws/?ticket=...` without a session cookie."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "realtime-ticket"
 
     @extend_schema(
         request=None,

@@ -30,9 +30,12 @@ MAX_SUBSCRIPTIONS = 100
 # Visibility (and the session) is re-checked at delivery; a verdict is trusted this long at most,
 # which bounds how long a user who lost access, logged out or was deactivated still hears events.
 ACCESS_RECHECK_SECONDS = 2.0
-# Per-connection rate limit: a token bucket of client messages.
+# Per-user rate limit, shared by all of a user's sockets in this process: a token bucket of
+# client messages; and a cap on how many sockets one user may hold open in this process.
 RATE_PER_SECOND = 20.0
 RATE_BURST = 40.0
+MAX_CONNECTIONS_PER_USER = 20
+CLOSE_TOO_MANY_CONNECTIONS = 4429
 # Events waiting for a slow client. Past this the client is dropped (close 4008) and resumes from
 # its cursor when it reconnects, instead of growing memory or holding up the others.
 QUEUE_LIMIT = 2000
@@ -48,6 +51,26 @@ def parse_cursor(raw: object) -> int | None:
     if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 18:
         return int(raw)
     raise ValueError(f"not a cursor: {raw!r}")
+
+
+@dataclass
+class TokenBucket:
+    tokens: float = RATE_BURST
+    updated_at: float = field(default_factory=time.monotonic)
+    connections: int = 0
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(RATE_BURST, self.tokens + (now - self.updated_at) * RATE_PER_SECOND)
+        self.updated_at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+# user id -> bucket; an entry lives while the user has a socket open in this process.
+_buckets: dict[int, TokenBucket] = {}
 
 
 @dataclass(eq=False)
@@ -75,19 +98,31 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.hub: Hub | None = None
         self.is_overflowing = False
         self.connection_id = uuid.uuid4().hex
-        self.tokens = RATE_BURST
-        self.tokens_at = time.monotonic()
+        self.bucket: TokenBucket | None = None
         reject = self.scope.get("realtime_reject")
         await self.accept()
         if reject:
             # Accepted only so that the client can read the close code; nothing is read or sent.
             await self.close(code=reject)
             return
+        bucket = _buckets.setdefault(self.scope["user"].pk, TokenBucket())
+        if bucket.connections >= MAX_CONNECTIONS_PER_USER:
+            await self.send_error("rate_limited", "Too many open connections for this user.")
+            await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
+            return
+        bucket.connections += 1
+        self.bucket = bucket
         self.hub = get_hub()
         await self.hub.start()
         self.pump = asyncio.get_running_loop().create_task(self._pump())
 
     async def disconnect(self, code: int) -> None:
+        bucket = getattr(self, "bucket", None)
+        if bucket is not None:
+            bucket.connections -= 1
+            if bucket.connections <= 0:
+                _buckets.pop(self.scope["user"].pk, None)
+            self.bucket = None
         if getattr(self, "pump", None) is not None:
             self.pump.cancel()  # type: ignore[union-attr]
         subscriptions = list(getattr(self, "subscriptions", {}).values())
@@ -141,9 +176,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
     # --- client -> server -------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.scope.get("realtime_reject"):
-            return
-        if not self._take_token():
+        if self.bucket is None:
+            return  # refused at connect: nothing is read
+        if not self.bucket.take():
             await self.send_error("rate_limited", "Too many messages; slow down.")
             return
         content = self._parse(text_data)
@@ -310,15 +345,6 @@ class StreamConsumer(AsyncWebsocketConsumer):
         for source in sub.sources:
             if not any(source in s.sources for s in self.subscriptions.values() if s is not sub):
                 self.hub.ignore(source, self)
-
-    def _take_token(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(RATE_BURST, self.tokens + (now - self.tokens_at) * RATE_PER_SECOND)
-        self.tokens_at = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
 
     async def send_json(self, content: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(content, separators=(",", ":")))

@@ -249,3 +249,15 @@ def test_healthz_reports_the_database(db: object) -> None:
     response = APIClient().get("/healthz/")
     assert response.status_code == 200
     assert response.json()["database"] == "ok"
+
+
+def test_ticket_endpoint_is_rate_limited_per_user(cast: Cast) -> None:
+    from django.core.cache import cache
+
+    cache.clear()
+    client = client_for(cast.owner)
+    answers = [client.post("/api/v1/realtime/ticket/").status_code for _ in range(61)]
+    assert answers[:60] == [201] * 60
+    assert answers[60] == 429
+    assert client_for(cast.teammate).post("/api/v1/realtime/ticket/").status_code == 201
+    cache.clear()

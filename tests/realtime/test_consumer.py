@@ -290,3 +290,41 @@ async def test_losing_access_stops_events(cast: Cast, monkeypatch: pytest.Monkey
     )
     assert await comm.receive_nothing(timeout=0.3)
     await comm.disconnect()
+
+
+async def test_rate_limit_is_shared_by_a_users_sockets(cast: Cast) -> None:
+    cookie = await session_cookie(cast.owner)
+    first, second = communicator(cookie=cookie), communicator(cookie=cookie)
+    await first.connect()
+    await second.connect()
+    for _ in range(30):
+        await first.send_json_to({"op": "ping"})
+        await second.send_json_to({"op": "ping"})
+    frames = [await first.receive_json_from(timeout=2) for _ in range(30)]
+    frames += [await second.receive_json_from(timeout=2) for _ in range(30)]
+    assert sum(f.get("code") == "rate_limited" for f in frames) >= 15
+    await first.disconnect()
+    await second.disconnect()
+
+
+async def test_a_user_holds_a_bounded_number_of_sockets(
+    cast: Cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from realtime import consumers
+
+    monkeypatch.setattr(consumers, "MAX_CONNECTIONS_PER_USER", 2)
+    cookie = await session_cookie(cast.owner)
+    open_ones = [communicator(cookie=cookie) for _ in range(2)]
+    for comm in open_ones:
+        await comm.connect()
+    extra = communicator(cookie=cookie)
+    await extra.connect()
+    assert (await extra.receive_json_from(timeout=2))["code"] == "rate_limited"
+    assert (await extra.receive_output(timeout=2)) == {"type": "websocket.close", "code": 4429}
+    await open_ones[0].disconnect()
+    again = communicator(cookie=cookie)
+    await again.connect()
+    await again.send_json_to({"op": "ping"})
+    assert await again.receive_json_from(timeout=2) == {"type": "pong"}
+    for comm in (open_ones[1], again):
+        await comm.disconnect()
