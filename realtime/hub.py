@@ -73,26 +73,36 @@ class Hub:
     async def _run(self) -> None:
         self.channel_name = await channel.new_channel()
         await channel.join_all_events(self.channel_name)
-        joined_at = time.monotonic()
+        joined_at: float | None = time.monotonic()
         self.watermark = await database_sync_to_async(outbox.newest_event_id)()
         self.ready.set()
         while True:
             try:
+                # After a failure Redis may be a fresh one that forgot the group: join again at
+                # once, or no live message would reach this process before REJOIN_EVERY.
+                if joined_at is None or time.monotonic() - joined_at > REJOIN_EVERY:
+                    await channel.join_all_events(self.channel_name)
+                    joined_at = time.monotonic()
                 message = await channel.receive(self.channel_name, timeout=self._timeout())
                 if message is not None and message.get("type") == "presence":
                     await self._presence_changed(str(message["stream"]))
                 elif message is not None:
                     self._take(message["event"])
-                await self._drain()
-                await self._refresh_presence()
-                if time.monotonic() - joined_at > REJOIN_EVERY:
-                    await channel.join_all_events(self.channel_name)
-                    joined_at = time.monotonic()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # Redis down, database down: keep going; the outbox will fill the hole later.
+                # Redis down: the outbox (below) keeps delivering meanwhile.
                 log.exception("event hub: receive failed; retrying")
+                joined_at = None
+                await asyncio.sleep(POLL)
+            try:
+                await self._drain()
+                await self._refresh_presence()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Database down: keep going; the outbox will fill the hole later.
+                log.exception("event hub: reading the outbox failed; retrying")
                 await asyncio.sleep(POLL)
 
     async def _presence_changed(self, stream: str) -> None:

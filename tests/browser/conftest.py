@@ -16,18 +16,9 @@ The server runs in its own process, so it must see the rows the test writes:
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +26,8 @@ import pytest
 from django.conf import settings
 from django.db import connection, connections
 
-from tests import services
+from tests import servers, services
+from tests.servers import WebServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
@@ -47,9 +39,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SERVER_START_SECONDS = 30.0
-# 50 characters; only ever used by the throwaway server of a test run.
-TEST_SECRET_KEY = "browser-tests-only-not-a-secret-0123456789abcdefgh"
+
+# The name these tests have always used for a server (`.url` is its http://host:port).
+LiveServer = WebServer
 
 _sqlite_dir: Path | None = None
 
@@ -86,78 +78,21 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(_sqlite_dir, ignore_errors=True)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _server_env(var_dir: Path) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("DATABASE_URL", "REDIS_URL", "DJANGO_DEBUG", "TIDINGS_VAR_DIR")
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DJANGO_SECRET_KEY=TEST_SECRET_KEY,
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        DJANGO_DEBUG="false",
-        TIDINGS_VAR_DIR=str(var_dir),
-        PYTHONUNBUFFERED="1",
-    )
     if connection.vendor == "postgresql":
-        env["DATABASE_URL"] = services.database_url_for_subprocess()
-        if settings.REDIS_URL:
-            env["REDIS_URL"] = services.require_redis()
-    else:
-        name = connection.settings_dict["NAME"]
-        if _in_memory(name):
-            services.unavailable(
-                "Shared SQLite test database",
-                f"the test database is in memory ({name!r}), so a server process cannot see it",
-            )
-        path = Path(name).resolve()
-        env["DATABASE_URL"] = f"sqlite:///{path}?timeout=20&transaction_mode=IMMEDIATE"
-    return env
-
-
-@dataclass
-class LiveServer:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no server log)"
-
-
-def _wait_until_healthy(server: LiveServer) -> dict[str, Any]:
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    last_error = "no answer yet"
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(
-                f"daphne exited with {server.process.returncode} before it was ready:\n"
-                + server.log_tail()
-            )
-        try:
-            with urllib.request.urlopen(f"{server.url}/healthz/", timeout=2) as response:  # noqa: S310
-                if response.status == 200:
-                    return dict(json.load(response))
-                last_error = f"HTTP {response.status}"
-        except urllib.error.HTTPError as error:
-            last_error = f"HTTP {error.code}"
-        except OSError as error:
-            last_error = str(error)
-        time.sleep(0.1)
-    raise RuntimeError(
-        f"daphne was not healthy after {SERVER_START_SECONDS:.0f}s ({last_error}):\n"
-        + server.log_tail()
-    )
+        redis_url = services.require_redis() if settings.REDIS_URL else None
+        return servers.server_env(
+            var_dir, database_url=services.database_url_for_subprocess(), redis_url=redis_url
+        )
+    name = connection.settings_dict["NAME"]
+    if _in_memory(name):
+        services.unavailable(
+            "Shared SQLite test database",
+            f"the test database is in memory ({name!r}), so a server process cannot see it",
+        )
+    path = Path(name).resolve()
+    database_url = f"sqlite:///{path}?timeout=20&transaction_mode=IMMEDIATE"
+    return servers.server_env(var_dir, database_url=database_url)
 
 
 @pytest.fixture
@@ -166,31 +101,12 @@ def live_server_daphne(transactional_db: None, tmp_path: Path) -> Iterator[LiveS
     var_dir = tmp_path / "var"
     var_dir.mkdir()
     env = _server_env(var_dir)
-    port = _free_port()
-    daphne = Path(sys.executable).with_name("daphne")
-    log = tmp_path / "daphne.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(daphne), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = LiveServer(url=f"http://127.0.0.1:{port}", process=process, log=log)
-    try:
-        health = _wait_until_healthy(server)
+    with servers.running_web(env, tmp_path) as server:
         # The server runs on the same stack as this test run, not on a default of its own.
         expected_redis = "ok" if env.get("REDIS_URL") else "not configured"
+        health = server.health
         assert health == {"status": "ok", "database": "ok", "redis": expected_redis}, health
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @pytest.fixture

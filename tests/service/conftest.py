@@ -1,14 +1,18 @@
 """Service tests: the real stack (daphne, PostgreSQL, Redis) in separate processes.
 
 `daphne_server` starts one daphne for the whole session, on the pytest-django test database (so
-tests must commit their rows: `transactional_db`) and on the configured Redis as channel layer.
-Without PostgreSQL or Redis the tests skip loudly; with `CI` set they fail (tests/services.py).
+tests must commit their rows: `transactional_db`) and on the configured Redis as channel layer;
+`start_server` starts more for one test (a second web process, one on another Redis). All run the
+production command line (tests/servers.py). Without PostgreSQL or Redis the tests skip loudly; with
+`CI` set they fail (tests/services.py).
 
-The test process talks to the server over the network only: HTTP through `http.client` (run in a
-thread from async tests) and WebSockets through the `websockets` client. It never touches the ORM
-from inside an async test; rows are made by synchronous fixtures (`cast`) before.
+The test process talks to the server over the network: HTTP through `http.client` (run in a
+thread from async tests) and WebSockets through the `websockets` client. Rows are made by
+synchronous fixtures (`cast`) before; an async test that must change the database while sockets
+are open (revoke a grant, deactivate a user) does it through `in_db_thread`, never on the loop.
 
-When a test here fails, the tail of daphne's output (stdout and stderr) is attached to its report.
+When a test here fails, the tail of each server's output (stdout and stderr) is attached to its
+report.
 """
 
 from __future__ import annotations
@@ -16,157 +20,43 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import pytest
+from django import db
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin
 
-from tests import services
+from tests import servers, services
+from tests.servers import WebServer
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-HOST = "127.0.0.1"
-SERVER_START_SECONDS = 30.0
-# 50 characters; only ever used by the throwaway server of a test run.
-TEST_SECRET_KEY = "service-tests-only-not-a-secret-0123456789abcdefgh"
+T = TypeVar("T")
+
 # Upper bound for one expected frame or HTTP answer. Generous: it is never waited out when the
 # system works, it only turns a hang into a clear failure.
 RECV_SECONDS = 10.0
 
-_SERVER_KEY = pytest.StashKey["LiveServer"]()
+# The servers of the session and of the running test, by label, for the failure report.
+_SESSION_SERVERS = pytest.StashKey[dict[str, WebServer]]()
+_TEST_SERVERS = pytest.StashKey[dict[str, WebServer]]()
+
+# The name these tests have always used for a server.
+LiveServer = WebServer
 
 
-@dataclass
-class LiveServer:
-    host: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def http_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}/ws/"
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError:
-            return "(no server output)"
-        return "\n".join(text.splitlines()[-lines:]) or "(no server output)"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def _server_env(var_dir: Path, database_url: str, redis_url: str) -> dict[str, str]:
-    dropped = {
-        "DATABASE_URL",
-        "REDIS_URL",
-        "DJANGO_DEBUG",
-        "TIDINGS_VAR_DIR",
-        # The origin tests rely on the default: only the page's own origin is allowed.
-        "TIDINGS_ALLOWED_ORIGINS",
-        "CSRF_TRUSTED_ORIGINS",
-    }
-    env = {key: value for key, value in os.environ.items() if key not in dropped}
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        DJANGO_SECRET_KEY=TEST_SECRET_KEY,
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        DJANGO_DEBUG="false",
-        TIDINGS_VAR_DIR=str(var_dir),
-        PYTHONUNBUFFERED="1",
+def service_env(var_dir: Path, redis_url: str, **extra: str) -> dict[str, str]:
+    """A web process's environment on the test database and the given Redis."""
+    return servers.server_env(
+        var_dir,
+        database_url=services.database_url_for_subprocess(),
+        redis_url=redis_url,
+        **extra,
     )
-    return env
-
-
-def _healthz_status(port: int) -> str | None:
-    """None when /healthz/ answers 200, else what went wrong."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=2)
-    try:
-        conn.request("GET", "/healthz/")
-        response = conn.getresponse()
-        body = response.read()
-    except OSError as error:
-        return f"{type(error).__name__}: {error}"
-    finally:
-        conn.close()
-    if response.status == 200:
-        return None
-    return f"HTTP {response.status}: {body[:200]!r}"
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
-class _ExitedEarly(RuntimeError):
-    """daphne died during start-up (for instance: the port was taken after all)."""
-
-
-def _start_daphne(env: dict[str, str], log: Path) -> LiveServer:
-    daphne = Path(sys.executable).with_name("daphne")
-    port = _free_port()
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(daphne), "-b", HOST, "-p", str(port), "config.asgi:application"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = LiveServer(host=HOST, port=port, process=process, log=log)
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    problem = "no answer yet"
-    try:
-        while True:
-            problem = _healthz_status(port) or ""
-            if not problem:
-                return server
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"daphne on port {port} was not healthy after {SERVER_START_SECONDS:.0f}s "
-                    f"(last: {problem}); its output:\n{server.log_tail()}"
-                )
-            # The pause between two polls doubles as the check that daphne is still alive.
-            try:
-                code = process.wait(timeout=0.1)
-            except subprocess.TimeoutExpired:
-                continue
-            raise _ExitedEarly(
-                f"daphne exited with code {code} before it was healthy; its output:\n"
-                + server.log_tail()
-            )
-    except BaseException:
-        _stop(process)
-        raise
 
 
 @pytest.fixture(scope="session")
@@ -182,37 +72,84 @@ def daphne_server(
     """
     services.require_postgres()
     redis_url = services.require_redis()
-    database_url = services.database_url_for_subprocess()
     workdir = tmp_path_factory.mktemp("daphne")
     var_dir = workdir / "var"
     var_dir.mkdir()
-    env = _server_env(var_dir, database_url, redis_url)
     try:
-        # A port picked as free may be taken before daphne binds it; try a fresh one then.
-        for attempt in range(3):
-            try:
-                server = _start_daphne(env, workdir / f"daphne-{attempt}.log")
-                break
-            except _ExitedEarly:
-                if attempt == 2:
-                    raise
-    except RuntimeError as error:
+        server = servers.start_web(service_env(var_dir, redis_url), workdir)
+    except servers.ServerDidNotStart as error:
         pytest.fail(str(error), pytrace=False)
-    request.config.stash[_SERVER_KEY] = server
+    request.config.stash.setdefault(_SESSION_SERVERS, {})["daphne"] = server
     try:
         yield server
     finally:
-        del request.config.stash[_SERVER_KEY]
-        _stop(server.process)
+        del request.config.stash[_SESSION_SERVERS]["daphne"]
+        server.stop()
+
+
+StartServer = Callable[..., WebServer]
+
+
+@pytest.fixture
+def start_server(
+    request: pytest.FixtureRequest, django_db_setup: None, tmp_path: Path
+) -> Iterator[StartServer]:
+    """Starts more web processes for one test: `start_server(label, redis_url=..., **env)`.
+
+    Each is on the test database, with its own var folder and log; all are stopped when the test
+    ends, and their output is attached to its report if it fails.
+    """
+    services.require_postgres()
+    started = request.node.stash.setdefault(_TEST_SERVERS, {})
+
+    def start(label: str, *, redis_url: str, **extra: str) -> WebServer:
+        assert label not in started, f"two servers labelled {label!r}"
+        var_dir = tmp_path / label / "var"
+        var_dir.mkdir(parents=True)
+        env = service_env(var_dir, redis_url, **extra)
+        try:
+            server = servers.start_web(env, tmp_path / label, name=label)
+        except servers.ServerDidNotStart as error:
+            pytest.fail(str(error), pytrace=False)
+        started[label] = server
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started.values():
+            server.stop()
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
-    server = item.config.stash.get(_SERVER_KEY, None)
-    if report.failed and server is not None:
-        report.sections.append(("daphne output (stdout+stderr, tail)", server.log_tail()))
+    if report.failed:
+        shown = {
+            **item.config.stash.get(_SESSION_SERVERS, {}),
+            **item.stash.get(_TEST_SERVERS, {}),
+        }
+        for label, server in shown.items():
+            report.sections.append((f"{label} output (stdout+stderr, tail)", server.log_tail()))
     return report
+
+
+# --- the database from async tests -----------------------------------------------------------
+
+
+async def in_db_thread(function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run ORM code from an async test: in a worker thread, whose connection is closed after.
+
+    A connection left open in a worker thread would keep the test database from being dropped.
+    """
+
+    def run() -> T:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            db.connections.close_all()
+
+    return await asyncio.to_thread(run)
 
 
 # --- clients ----------------------------------------------------------------------------------
@@ -294,8 +231,8 @@ class Socket:
     async def send(self, message: dict[str, Any]) -> None:
         await self.connection.send(json.dumps(message))
 
-    async def recv(self) -> dict[str, Any]:
-        raw = await asyncio.wait_for(self.connection.recv(), RECV_SECONDS)
+    async def recv(self, timeout: float = RECV_SECONDS) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self.connection.recv(), timeout)
         message = json.loads(raw)
         assert isinstance(message, dict), message
         return message
@@ -322,12 +259,18 @@ class Socket:
         await self.connection.close()
 
 
-async def open_socket(server: LiveServer, query: str = "", origin: str | None = None) -> Socket:
+async def open_socket(
+    server: LiveServer,
+    query: str = "",
+    origin: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Socket:
     """Connect to `/ws/`; no Origin header unless `origin` is given (like an API client)."""
     url = server.ws_url + (f"?{query}" if query else "")
     connection = await connect(
         url,
         origin=None if origin is None else Origin(origin),
+        additional_headers=headers,
         proxy=None,
         open_timeout=RECV_SECONDS,
         close_timeout=2,
@@ -348,9 +291,17 @@ class Sockets:
         self.server = server
         self.opened: list[Socket] = []
 
-    async def open(self, *, ticket: str | None = None, origin: str | None = None) -> Socket:
+    async def open(
+        self,
+        *,
+        ticket: str | None = None,
+        origin: str | None = None,
+        headers: dict[str, str] | None = None,
+        server: LiveServer | None = None,
+    ) -> Socket:
+        """A connection to the session's daphne, or to `server`."""
         query = "" if ticket is None else urlencode({"ticket": ticket})
-        socket_ = await open_socket(self.server, query, origin=origin)
+        socket_ = await open_socket(server or self.server, query, origin=origin, headers=headers)
         self.opened.append(socket_)
         return socket_
 
@@ -366,3 +317,20 @@ async def sockets(daphne_server: LiveServer) -> AsyncIterator[Sockets]:
         yield opened
     finally:
         await opened.close_all()
+
+
+def assert_activity_event(
+    event: dict[str, Any], stream: str, activity: dict[str, Any] | None = None
+) -> int:
+    """Check an `activity.created` frame (against the REST answer, if given); return its cursor."""
+    assert event.get("type") == "activity.created", event
+    assert event["stream"] == stream, event
+    data = event["data"]
+    assert isinstance(data, dict), event
+    if activity is not None:
+        assert data["id"] == activity["id"], (event, activity)
+        assert data["body"] == activity["body"], event
+        assert data["account"] == activity["account"], event
+    cursor = event["cursor"]
+    assert isinstance(cursor, str) and cursor.isdigit(), event
+    return int(cursor)

@@ -13,29 +13,13 @@ import asyncio
 import pytest
 
 from tests.conftest import Cast
-from tests.service.conftest import Api, LiveServer, Sockets
+from tests.service.conftest import Api, LiveServer, Sockets, assert_activity_event
 
 pytestmark = pytest.mark.service
 
 # How long the outsider's socket is watched for an event that must not come. Only used after the
 # event has reached the owner, i.e. after it was published to the channel layer.
 SILENCE_SECONDS = 0.5
-
-
-def _assert_activity_event(
-    event: dict[str, object], stream: str, activity: dict[str, object]
-) -> int:
-    """Check an `activity.created` frame against the REST answer; return its cursor."""
-    assert event["type"] == "activity.created", event
-    assert event["stream"] == stream, event
-    data = event["data"]
-    assert isinstance(data, dict), event
-    assert data["id"] == activity["id"], event
-    assert data["body"] == activity["body"], event
-    assert data["account"] == activity["account"], event
-    cursor = event["cursor"]
-    assert isinstance(cursor, str) and cursor.isdigit(), event
-    return int(cursor)
 
 
 async def test_post_reaches_a_subscriber_live_and_never_an_outsider(
@@ -63,7 +47,7 @@ async def test_post_reaches_a_subscriber_live_and_never_an_outsider(
     activity = await live_api.post(bob_token, account_id, "Call went well, sending the quote.")
 
     event = await alice.recv()
-    cursor = _assert_activity_event(event, stream, activity)
+    cursor = assert_activity_event(event, stream, activity)
     assert cursor > int(subscribed["cursor"])
     assert event["data"]["author"]["username"] == "bob", event
     # Exactly once: nothing else was queued for alice before her pong.
@@ -87,7 +71,7 @@ async def test_resubscribing_with_the_last_cursor_delivers_missed_events_once_in
     subscribed = await first.subscribe(stream)
     assert subscribed["type"] == "subscribed", subscribed
     seen = await live_api.post(bob_token, account_id, "Before the disconnect")
-    last_cursor = _assert_activity_event(await first.recv(), stream, seen)
+    last_cursor = assert_activity_event(await first.recv(), stream, seen)
     await first.close()
 
     # Posted one after the other while alice is away.
@@ -100,13 +84,13 @@ async def test_resubscribing_with_the_last_cursor_delivers_missed_events_once_in
 
     cursors = [last_cursor]
     for activity in missed:
-        cursors.append(_assert_activity_event(await second.recv(), stream, activity))
+        cursors.append(assert_activity_event(await second.recv(), stream, activity))
     assert cursors == sorted(set(cursors)), f"cursors not strictly increasing: {cursors}"
 
     # No duplicate of the catch-up follows, and live delivery carries on after it: the very next
     # frame is the next post.
     after = await live_api.post(bob_token, account_id, "Back online")
-    assert _assert_activity_event(await second.recv(), stream, after) > cursors[-1]
+    assert assert_activity_event(await second.recv(), stream, after) > cursors[-1]
     await second.ping()
 
 
