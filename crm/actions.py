@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -25,6 +26,7 @@ from crm.models import (
     User,
 )
 from crm.visibility import get_visible_account
+from realtime.channel import announce_access_changed
 
 ACCOUNT_FIELDS = {"name", "owner", "team", "industry", "region", "record_type"}
 OPPORTUNITY_FIELDS = {
@@ -47,6 +49,11 @@ LEAD_FIELDS = {
     "dead_reason",
     "owner",
 }
+
+
+def _access_narrowed(user_ids: list[int] | None) -> None:
+    """After commit, have open sockets re-check these users' access (None: everyone's)."""
+    transaction.on_commit(partial(announce_access_changed, user_ids))
 
 
 def _require_admin(actor: User) -> None:
@@ -123,6 +130,8 @@ def update_account(*, actor: User, account: Account, **changes: Any) -> list[str
     changed = _apply(account, ACCOUNT_FIELDS, changes)
     if changed:
         account.save(update_fields=[*changed, "updated_at"])
+    if {"owner", "team"} & set(changed):
+        _access_narrowed(None)
     return changed
 
 
@@ -163,6 +172,7 @@ def revoke_account_access(*, actor: User, account: Account, user: User) -> None:
     if not (actor.is_admin or actor.pk == account.owner_id or actor.role == User.Role.MANAGER):
         raise PermissionDenied("Only the owner, a manager or an administrator may revoke access.")
     AccountTeamMember.objects.filter(account=account, user=user).delete()
+    _access_narrowed([user.pk])
 
 
 @transaction.atomic
@@ -285,3 +295,15 @@ def update_lead(*, actor: User, lead: Lead, **changes: Any) -> list[str]:
     if changed:
         lead.save(update_fields=changed)
     return changed
+
+
+@transaction.atomic
+def user_changed(*, actor: User, user: User, fields: list[str]) -> None:
+    """Record that an administrator changed `fields` of `user` (through the admin's own form).
+
+    A change of activity, role or team can narrow what the user may see: their open sockets
+    re-check at once.
+    """
+    _require_admin(actor)
+    if {"is_active", "role", "team", "is_superuser"} & set(fields):
+        _access_narrowed([user.pk])

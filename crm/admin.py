@@ -51,6 +51,11 @@ class UserAdmin(DjangoUserAdmin):
     list_display = ("username", "email", "role", "team", "is_active")
     list_filter = ("role", "team", "is_active")
 
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change:
+            actions.user_changed(actor=request.user, user=obj, fields=list(form.changed_data))  # type: ignore[arg-type]
+
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin[Team]):

@@ -47,6 +47,21 @@ def publish_message(message: dict[str, Any]) -> None:
         log.exception("could not publish event %s to the channel layer", message.get("id"))
 
 
+def announce_access_changed(user_ids: list[int] | None) -> None:
+    """Tell every process to re-check these users' subscriptions now (None: everyone's).
+
+    Called after commit by whatever narrows access: a revoked grant, a new owner, a deactivated
+    user, a logout. Without it the consumers would still notice, but only at their next periodic
+    re-check.
+    """
+    try:
+        async_to_sync(_layer().group_send)(
+            all_events_group(), {"type": "access", "users": user_ids}
+        )
+    except Exception:
+        log.exception("could not announce an access change")
+
+
 async def announce_presence(stream: str) -> None:
     """Tell every process that who is on `stream` changed (no outbox row: presence is ephemeral)."""
     try:

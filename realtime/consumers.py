@@ -114,6 +114,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.bucket = bucket
         self.hub = get_hub()
         await self.hub.start()
+        self.hub.attach(self.scope["user"].pk, self)
         self.pump = asyncio.get_running_loop().create_task(self._pump())
 
     async def disconnect(self, code: int) -> None:
@@ -127,6 +128,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
             self.pump.cancel()  # type: ignore[union-attr]
         subscriptions = list(getattr(self, "subscriptions", {}).values())
         self.subscriptions = {}
+        if getattr(self, "hub", None) is not None:
+            self.hub.detach(self.scope["user"].pk, self)  # type: ignore[union-attr]
         for sub in subscriptions:
             self._unlisten(sub)
         if self.hub is not None and self.connection_id in self.hub.present:
@@ -155,8 +158,18 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 if "presence" in event:
                     await self._on_presence(event)
                     continue
+                if "access" in event:
+                    await self._recheck_all()
+                    continue
                 for sub in [s for s in self.subscriptions.values() if event["stream"] in s.sources]:
                     await self._on_event(sub, event)
+
+    async def _recheck_all(self) -> None:
+        """Access may have narrowed: check every subscription now, not at its next delivery."""
+        for sub in list(self.subscriptions.values()):
+            sub.checked_at = 0.0
+            if not await self._still_allowed(sub) and not self.subscriptions:
+                return
 
     async def _on_presence(self, event: dict[str, Any]) -> None:
         sub = self.subscriptions.get(event["stream"])

@@ -47,6 +47,8 @@ class Hub:
         self.ready = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.channel_name = ""
+        # Every local connection, by user id, for access changes that concern a user.
+        self.connections: dict[int, set[Listener]] = defaultdict(set)
         # Connection ids with presence rows in this process, refreshed every REFRESH_EVERY.
         self.present: set[str] = set()
         self.refreshed_at = time.monotonic()
@@ -86,6 +88,8 @@ class Hub:
                 message = await channel.receive(self.channel_name, timeout=self._timeout())
                 if message is not None and message.get("type") == "presence":
                     await self._presence_changed(str(message["stream"]))
+                elif message is not None and message.get("type") == "access":
+                    self._access_changed(message.get("users"))
                 elif message is not None:
                     self._take(message["event"])
             except asyncio.CancelledError:
@@ -104,6 +108,22 @@ class Hub:
                 # Database down: keep going; the outbox will fill the hole later.
                 log.exception("event hub: reading the outbox failed; retrying")
                 await asyncio.sleep(POLL)
+
+    def attach(self, user_id: int, listener: Listener) -> None:
+        self.connections[user_id].add(listener)
+
+    def detach(self, user_id: int, listener: Listener) -> None:
+        listeners = self.connections.get(user_id)
+        if listeners is not None:
+            listeners.discard(listener)
+            if not listeners:
+                del self.connections[user_id]
+
+    def _access_changed(self, user_ids: list[int] | None) -> None:
+        targets = self.connections.keys() if user_ids is None else user_ids
+        for user_id in list(targets):
+            for listener in tuple(self.connections.get(user_id, ())):
+                listener.offer({"access": True, "stream": ""})
 
     async def _presence_changed(self, stream: str) -> None:
         if not self.index.get(stream):
