@@ -29,10 +29,37 @@ api_v1 = [
         name="api-account-follow",
     ),
     path(
+        "accounts/<int:account_id>/mentions/",
+        feed_api.MentionSuggestionsView.as_view(),
+        name="api-account-mentions",
+    ),
+    path(
         "activities/<int:activity_id>/",
         feed_api.ActivityDetailView.as_view(),
         name="api-activity",
     ),
+    path(
+        "activities/<int:activity_id>/comments/",
+        feed_api.ActivityCommentsView.as_view(),
+        name="api-activity-comments",
+    ),
+    path(
+        "activities/<int:activity_id>/revisions/",
+        feed_api.ActivityRevisionsView.as_view(),
+        name="api-activity-revisions",
+    ),
+    path(
+        "activities/<int:activity_id>/reactions/<slug:kind>/",
+        feed_api.ActivityReactionView.as_view(),
+        name="api-activity-reaction",
+    ),
+    path(
+        "activities/<int:activity_id>/follow/",
+        feed_api.ActivityFollowView.as_view(),
+        name="api-activity-follow",
+    ),
+    path("feed/", feed_api.HomeFeedView.as_view(), name="api-feed"),
+    path("search/", feed_api.SearchView.as_view(), name="api-search"),
 ]
 
 urlpatterns = [

@@ -63,3 +63,18 @@ def get_visible_account(user: Any, account_id: int | str) -> Account:
     if account is None:
         raise AccountNotFound()
     return account
+
+
+def people_who_can_see(account: Account) -> QuerySet[User]:
+    """Active users who may see `account`: the same policy as `visible_accounts`, read backwards."""
+    if account.merged_into_id is not None or account.archived_at is not None:
+        return User.objects.none()
+    condition = (
+        Q(is_superuser=True)
+        | Q(role__in=[User.Role.ADMIN, User.Role.SUPPORT])
+        | Q(pk=account.owner_id)
+        | Q(pk__in=AccountTeamMember.objects.filter(account=account).values("user_id"))
+        | Q(team_id=account.team_id)
+        | Q(role=User.Role.MANAGER, managed_teams=account.team_id)
+    )
+    return User.objects.filter(condition, is_active=True).distinct()

@@ -1,27 +1,140 @@
+"""The feed's REST API: timelines, activities of every kind, threads, reactions, follows, the home
+feed, search and mention suggestions. Every write goes through `feed.actions`."""
+
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crm.models import Account, Contact, User
+from crm.serializers import AccountListSerializer, ContactSerializer
 from crm.visibility import get_visible_account
-from feed.actions import follow_account, post_activity, unfollow_account
+from feed import actions
 from feed.mentions import mention_warnings
-from feed.models import Activity
-from feed.queries import account_timeline, get_visible_activity, is_following
-from feed.serializers import ActivityCreatedSerializer, ActivitySerializer, NewActivitySerializer
-
-TimelinePage = inline_serializer(
-    "TimelinePage",
-    {
-        "results": ActivitySerializer(many=True),
-        "next": serializers.CharField(allow_null=True),
-    },
+from feed.models import Activity, Reaction
+from feed.queries import (
+    account_timeline,
+    get_visible_activity,
+    home_feed,
+    is_following,
+    mention_suggestions,
+    search,
 )
+from feed.serializers import (
+    NEW_ACTIVITY_INPUTS,
+    ActivityChangeSerializer,
+    ActivityCreatedSerializer,
+    ActivitySerializer,
+    CommentSerializer,
+    NewActivitySerializer,
+    PersonSerializer,
+    RevisionSerializer,
+    ThreadSerializer,
+)
+
+
+def _page(serializer: type[serializers.Serializer[Any]], name: str) -> Any:
+    return inline_serializer(
+        name, {"results": serializer(many=True), "next": serializers.CharField(allow_null=True)}
+    )
+
+
+def _bad_request(error: ValidationError, field: str = "detail") -> ApiValidationError:
+    return ApiValidationError({field: error.messages})
+
+
+def _json_object(request: Request) -> dict[str, Any]:
+    """The request's JSON object; {} for an empty body (PUT with nothing to say)."""
+    if not request._request.body:  # noqa: SLF001 - an empty body has no media type to parse
+        return {}
+    if not isinstance(request.data, dict):
+        raise ApiValidationError({"detail": "Send a JSON object."})
+    return request.data
+
+
+def _user(username: str, field: str) -> User:
+    user = User.objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise ApiValidationError({field: f"No active user is called {username!r}."})
+    return user
+
+
+def _contact(account: Account, contact_id: int | None) -> Contact | None:
+    if contact_id is None:
+        return None
+    contact = Contact.objects.filter(account=account, pk=contact_id).first()
+    if contact is None:
+        raise ApiValidationError({"contact": "No such contact on this account."})
+    return contact
+
+
+def _create(kind: str, data: dict[str, Any], user: User, account: Account) -> Activity:
+    """Turn a validated request into the action for its kind."""
+    if kind == "post":
+        return actions.post_activity(author=user, account=account, body=data["body"])
+    if kind == "task":
+        assignee = _user(data["assignee"], "assignee") if data.get("assignee") else None
+        return actions.create_task(
+            actor=user,
+            account=account,
+            subject=data["subject"],
+            body=data.get("body", ""),
+            assignee=assignee,
+            due_at=data.get("due_at"),
+            contact=_contact(account, data.get("contact")),
+        )
+    if kind == "call":
+        minutes = data.get("duration_minutes")
+        return actions.log_call(
+            actor=user,
+            account=account,
+            contact=_contact(account, data.get("contact")),
+            subject=data.get("subject", ""),
+            body=data.get("body", ""),
+            occurred_at=data.get("occurred_at"),
+            duration_seconds=None if minutes is None else minutes * 60,
+            outcome=data["outcome"],
+        )
+    if kind == "meeting":
+        items = [
+            {
+                "subject": item["subject"],
+                "assignee": _user(item["assignee"], "action_items") if item.get("assignee") else None,
+                "due_at": item.get("due_at"),
+            }
+            for item in data.get("action_items", [])
+        ]
+        return actions.log_meeting(
+            actor=user,
+            account=account,
+            subject=data["subject"],
+            body=data.get("body", ""),
+            starts_at=data["starts_at"],
+            ends_at=data.get("ends_at"),
+            users=[_user(name, "attendees") for name in dict.fromkeys(data.get("attendees", []))],
+            contacts=[_contact(account, pk) for pk in dict.fromkeys(data.get("contacts", []))],  # type: ignore[misc]
+            decisions=data.get("decisions", []),
+            action_items=items,
+        )
+    return actions.raise_request(
+        actor=user,
+        account=account,
+        subject=data["subject"],
+        body=data.get("body", ""),
+        due_at=data.get("due_at"),
+    )
 
 
 class AccountActivitiesView(APIView):
@@ -30,69 +143,272 @@ class AccountActivitiesView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("kind", str, enum=Activity.Kind.values),
+            OpenApiParameter("author", str, description="Username of the author"),
+            OpenApiParameter("q", str, description="Text the activity contains"),
             OpenApiParameter("before", str, description="The `next` cursor of the previous page"),
         ],
-        responses=TimelinePage,
+        responses=_page(ThreadSerializer, "TimelinePage"),
     )
     def get(self, request: Request, account_id: int) -> Response:
         account = get_visible_account(request.user, account_id)
-        kind = request.query_params.get("kind") or None
+        params = request.query_params
+        kind = params.get("kind") or None
         if kind is not None and kind not in Activity.Kind.values:
-            raise ApiValidationError(
-                {"kind": f"Unknown kind; use one of {', '.join(Activity.Kind.values)}."}
-            )
+            choices = ", ".join(Activity.Kind.values)
+            raise ApiValidationError({"kind": f"Unknown kind; use one of {choices}."})
         try:
             page = account_timeline(
-                request.user, account, before=request.query_params.get("before"), kind=kind
+                request.user,
+                account,
+                before=params.get("before"),
+                kind=kind,
+                author=(params.get("author") or None),
+                q=(params.get("q") or "").strip()[:200] or None,
             )
         except ValidationError as error:
-            raise ApiValidationError({"before": error.messages}) from None
-        return Response(
-            {"results": ActivitySerializer(page.results, many=True).data, "next": page.next}
-        )
+            raise _bad_request(error, "before") from None
+        return Response({"results": ThreadSerializer(page.results, many=True).data, "next": page.next})
 
-    @extend_schema(request=NewActivitySerializer, responses={201: ActivityCreatedSerializer})
+    @extend_schema(
+        request=PolymorphicProxySerializer(
+            "NewActivity",
+            serializers=list(NEW_ACTIVITY_INPUTS.values()),
+            resource_type_field_name="kind",
+        ),
+        responses={201: ActivityCreatedSerializer},
+    )
     def post(self, request: Request, account_id: int) -> Response:
         account = get_visible_account(request.user, account_id)
-        incoming = NewActivitySerializer(data=request.data)
+        if not isinstance(request.data, dict):
+            raise ApiValidationError({"detail": "Send a JSON object."})
+        head = NewActivitySerializer(data=request.data)
+        head.is_valid(raise_exception=True)
+        kind = head.validated_data["kind"]
+        incoming = NEW_ACTIVITY_INPUTS[kind](data=request.data)
         incoming.is_valid(raise_exception=True)
-        body = incoming.validated_data["body"]
         try:
-            activity = post_activity(author=request.user, account=account, body=body)  # type: ignore[arg-type]
+            activity = _create(kind, incoming.validated_data, request.user, account)  # type: ignore[arg-type]
         except ValidationError as error:
-            raise ApiValidationError({"body": error.messages}) from None
+            raise _bad_request(error) from None
         data = dict(ActivitySerializer(activity).data)
-        data["warnings"] = mention_warnings(body, account)
+        data["warnings"] = mention_warnings(
+            f"{activity.subject}\n{activity.body}", account
+        )
         return Response(data, status=status.HTTP_201_CREATED)
 
 
 class ActivityDetailView(APIView):
-    @extend_schema(responses=ActivitySerializer)
+    """One activity with its thread (GET), a change to its text or done state (PATCH), or its
+    soft deletion (DELETE: author or administrator; anyone else gets 404)."""
+
+    @extend_schema(responses=ThreadSerializer)
     def get(self, request: Request, activity_id: int) -> Response:
-        return Response(ActivitySerializer(get_visible_activity(request.user, activity_id)).data)
+        return Response(ThreadSerializer(get_visible_activity(request.user, activity_id)).data)
+
+    @extend_schema(request=ActivityChangeSerializer, responses=ActivitySerializer)
+    def patch(self, request: Request, activity_id: int) -> Response:
+        activity = get_visible_activity(request.user, activity_id)
+        incoming = ActivityChangeSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        if not data:
+            raise ApiValidationError({"detail": "Send body, subject or is_done."})
+        try:
+            if "is_done" in data:
+                activity = actions.set_task_done(
+                    actor=request.user, task=activity, is_done=data["is_done"]  # type: ignore[arg-type]
+                )
+            if "body" in data or "subject" in data:
+                activity = actions.edit_activity(
+                    actor=request.user,  # type: ignore[arg-type]
+                    activity=activity,
+                    body=data.get("body"),
+                    subject=data.get("subject"),
+                )
+        except ValidationError as error:
+            raise _bad_request(error) from None
+        return Response(ActivitySerializer(activity).data)
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request: Request, activity_id: int) -> Response:
+        activity = get_visible_activity(request.user, activity_id)
+        actions.delete_activity(actor=request.user, activity=activity)  # type: ignore[arg-type]
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ActivityCommentsView(APIView):
+    """A reply in the activity's thread."""
+
+    @extend_schema(request=CommentSerializer, responses={201: ActivityCreatedSerializer})
+    def post(self, request: Request, activity_id: int) -> Response:
+        parent = get_visible_activity(request.user, activity_id)
+        incoming = CommentSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        try:
+            comment = actions.add_comment(
+                actor=request.user, parent=parent, body=incoming.validated_data["body"]  # type: ignore[arg-type]
+            )
+        except ValidationError as error:
+            raise _bad_request(error, "body") from None
+        data = dict(ActivitySerializer(comment).data)
+        data["warnings"] = mention_warnings(comment.body, parent.account)
+        return Response(data, status=status.HTTP_201_CREATED)
+
+
+class ActivityRevisionsView(APIView):
+    """Every earlier text of the activity, oldest first."""
+
+    @extend_schema(responses=RevisionSerializer(many=True))
+    def get(self, request: Request, activity_id: int) -> Response:
+        activity = get_visible_activity(request.user, activity_id)
+        revisions = activity.revisions.select_related("editor")
+        return Response(RevisionSerializer(revisions, many=True).data)
+
+
+class ActivityReactionView(APIView):
+    """Add (PUT) or take back (DELETE) the caller's reaction. Both are idempotent."""
+
+    @extend_schema(request=None, responses=ActivitySerializer)
+    def put(self, request: Request, activity_id: int, kind: str) -> Response:
+        return self._set(request, activity_id, kind, is_on=True)
+
+    @extend_schema(request=None, responses=ActivitySerializer)
+    def delete(self, request: Request, activity_id: int, kind: str) -> Response:
+        return self._set(request, activity_id, kind, is_on=False)
+
+    def _set(self, request: Request, activity_id: int, kind: str, *, is_on: bool) -> Response:
+        activity = get_visible_activity(request.user, activity_id)
+        if kind not in Reaction.Kind.values:
+            raise ApiValidationError({"kind": f"Unknown reaction; use {', '.join(Reaction.Kind.values)}."})
+        activity = actions.set_reaction(actor=request.user, activity=activity, kind=kind, is_on=is_on)  # type: ignore[arg-type]
+        return Response(ActivitySerializer(activity).data)
+
+
+ThreadState = inline_serializer(
+    "ThreadState", {"thread": serializers.IntegerField(), "state": serializers.CharField()}
+)
+
+
+class ActivityFollowView(APIView):
+    """Follow (PUT `{"muted": false}`) or mute (PUT `{"muted": true}`) one thread; DELETE returns
+    it to following whatever its account says."""
+
+    @extend_schema(
+        request=inline_serializer("ThreadChoice", {"muted": serializers.BooleanField(default=False)}),
+        responses=ThreadState,
+    )
+    def put(self, request: Request, activity_id: int) -> Response:
+        activity = get_visible_activity(request.user, activity_id)
+        muted = _json_object(request).get("muted", False)
+        if not isinstance(muted, bool):
+            raise ApiValidationError({"muted": "Must be true or false."})
+        subscription = actions.set_thread_subscription(user=request.user, thread=activity, is_muted=muted)  # type: ignore[arg-type]
+        state = "muted" if subscription.is_muted else "following"
+        return Response({"thread": subscription.thread_id, "state": state})
+
+    @extend_schema(request=None, responses=ThreadState)
+    def delete(self, request: Request, activity_id: int) -> Response:
+        activity = get_visible_activity(request.user, activity_id)
+        actions.clear_thread_subscription(user=request.user, thread=activity)  # type: ignore[arg-type]
+        return Response({"thread": actions.thread_root(activity).pk, "state": "default"})
 
 
 FollowState = inline_serializer(
     "FollowState",
-    {"account": serializers.IntegerField(), "following": serializers.BooleanField()},
+    {
+        "account": serializers.IntegerField(),
+        "following": serializers.BooleanField(),
+        "kinds": serializers.ListField(child=serializers.CharField()),
+    },
 )
 
 
 class AccountFollowView(APIView):
-    """Follow (PUT) or stop following (DELETE) an account. Both are idempotent.
+    """Follow (PUT, optionally `{"kinds": [...]}` to see only those) or stop following (DELETE)
+    an account. Both are idempotent. Owners and account-team members keep following through
+    their role, so DELETE may answer `"following": true` for them."""
 
-    Owners and account-team members keep following through their role, so DELETE may answer
-    `"following": true` for them.
-    """
-
-    @extend_schema(request=None, responses=FollowState)
+    @extend_schema(
+        request=inline_serializer(
+            "FollowChoice", {"kinds": serializers.ListField(child=serializers.CharField(), required=False)}
+        ),
+        responses=FollowState,
+    )
     def put(self, request: Request, account_id: int) -> Response:
         account = get_visible_account(request.user, account_id)
-        follow_account(user=request.user, account=account)  # type: ignore[arg-type]
-        return Response({"account": account.pk, "following": True})
+        kinds = _json_object(request).get("kinds")
+        if kinds is not None and (
+            not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds)
+        ):
+            raise ApiValidationError({"kinds": "Must be a list of activity kinds."})
+        try:
+            follow = actions.follow_account(user=request.user, account=account, kinds=kinds)  # type: ignore[arg-type]
+        except ValidationError as error:
+            raise _bad_request(error, "kinds") from None
+        return Response({"account": account.pk, "following": True, "kinds": follow.kinds})
 
     @extend_schema(request=None, responses=FollowState)
     def delete(self, request: Request, account_id: int) -> Response:
         account = get_visible_account(request.user, account_id)
-        unfollow_account(user=request.user, account=account)  # type: ignore[arg-type]
-        return Response({"account": account.pk, "following": is_following(request.user, account)})
+        actions.unfollow_account(user=request.user, account=account)  # type: ignore[arg-type]
+        following = is_following(request.user, account)
+        return Response({"account": account.pk, "following": following, "kinds": []})
+
+
+class HomeFeedView(APIView):
+    """Everything on the accounts and threads the caller follows, newest first."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("before", str, description="The `next` cursor")],
+        responses=_page(ActivitySerializer, "FeedPage"),
+    )
+    def get(self, request: Request) -> Response:
+        try:
+            page = home_feed(request.user, before=request.query_params.get("before"))
+        except ValidationError as error:
+            raise _bad_request(error, "before") from None
+        return Response({"results": ActivitySerializer(page.results, many=True).data, "next": page.next})
+
+
+class SearchView(APIView):
+    """Accounts, contacts and activities the caller can see that match `q`."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("q", str, required=True)],
+        responses=inline_serializer(
+            "SearchResults",
+            {
+                "accounts": AccountListSerializer(many=True),
+                "contacts": ContactSerializer(many=True),
+                "activities": ActivitySerializer(many=True),
+            },
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        q = request.query_params.get("q", "")
+        if not q.strip():
+            raise ApiValidationError({"q": "Say what to search for."})
+        if "\x00" in q:
+            raise ApiValidationError({"q": "The search text contains a null character."})
+        found = search(request.user, q)
+        return Response(
+            {
+                "accounts": AccountListSerializer(found["accounts"], many=True).data,
+                "contacts": ContactSerializer(found["contacts"], many=True).data,
+                "activities": ActivitySerializer(found["activities"], many=True).data,
+            }
+        )
+
+
+class MentionSuggestionsView(APIView):
+    """People who can see the account and whose name starts with `q`: the composer's @ list."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("q", str)], responses=PersonSerializer(many=True)
+    )
+    def get(self, request: Request, account_id: int) -> Response:
+        account = get_visible_account(request.user, account_id)
+        people = mention_suggestions(request.user, account, request.query_params.get("q", ""))
+        return Response(PersonSerializer(people, many=True).data)
+
+

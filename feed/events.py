@@ -10,6 +10,8 @@ from feed.serializers import activity_data
 from realtime.outbox import record_event
 
 ACTIVITY_CREATED = "activity.created"
+ACTIVITY_UPDATED = "activity.updated"
+ACTIVITY_DELETED = "activity.deleted"
 FOLLOW_CHANGED = "follow.changed"
 
 
@@ -36,6 +38,24 @@ def activity_created(activity: Activity) -> None:
     team_id = activity.author.team_id if activity.author is not None else None
     if team_id is not None:
         record_event(stream=team_stream(team_id), type=ACTIVITY_CREATED, data=data)
+
+
+def activity_updated(activity: Activity) -> None:
+    """An edit, a reaction, a task ticked off: subscribers replace what they show."""
+    record_event(
+        stream=account_stream(activity.account_id),
+        type=ACTIVITY_UPDATED,
+        data=activity_data(activity),
+    )
+
+
+def activity_deleted(activity: Activity) -> None:
+    """Subscribers remove it; the data says only which one it was."""
+    record_event(
+        stream=account_stream(activity.account_id),
+        type=ACTIVITY_DELETED,
+        data={"id": activity.pk, "account": activity.account_id, "parent": activity.parent_id},
+    )
 
 
 def follow_changed(*, user_id: int, account_id: int, is_following: bool) -> None:

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from crm.models import Account, User
-from crm.visibility import visible_accounts
+from crm.visibility import people_who_can_see
 
 MENTION = re.compile(r"(?<![\w@.])@([A-Za-z0-9_.+-]{1,150})")
 
@@ -24,9 +24,9 @@ def mention_warnings(text: str, account: Account) -> list[dict[str, Any]]:
     if not names:
         return []
     warnings = []
-    users = User.objects.filter(username__in=names, is_active=True)
-    for user in users:
-        if not visible_accounts(user).filter(pk=account.pk).exists():
+    insiders = set(people_who_can_see(account).values_list("pk", flat=True))
+    for user in User.objects.filter(username__in=names, is_active=True).order_by("username"):
+        if user.pk not in insiders:
             warnings.append(
                 {
                     "code": "mention_cannot_see",

@@ -43,8 +43,28 @@ class Activity(models.Model):
     )
     subject = models.CharField(max_length=300, blank=True)
     body = models.TextField(blank=True)
-    # Kind-specific structure (a call's duration and outcome, a task's due date, ...).
+    # Structured fields of the kinds that have them, as columns so that "open tasks", "upcoming
+    # meetings" and "overdue" are plain indexed queries.
+    assignee = models.ForeignKey(  # task, request
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="assigned_activities",
+    )
+    due_at = models.DateTimeField(null=True, blank=True)  # task, request
+    done_at = models.DateTimeField(null=True, blank=True)  # task
+    starts_at = models.DateTimeField(null=True, blank=True)  # meeting
+    ends_at = models.DateTimeField(null=True, blank=True)  # meeting
+    duration_seconds = models.PositiveIntegerField(null=True, blank=True)  # call
+    outcome = models.CharField(max_length=40, blank=True)  # call
+    status = models.CharField(max_length=20, blank=True)  # request
+    # Whatever else a kind carries (a meeting's attendees as shown and its decisions, an email's
+    # headers, a change's old and new values).
     details = models.JSONField(default=dict, blank=True)
+    # Who reacted how, {"like": ["alice", "bob"]}, kept by the reaction actions so that a timeline
+    # page needs no query per activity.
+    reaction_summary = models.JSONField(default=dict, blank=True)
     # When it happened (a logged call may be in the past); the timeline is ordered by this.
     occurred_at = models.DateTimeField(db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -58,6 +78,8 @@ class Activity(models.Model):
             models.Index(
                 fields=["account", "kind", "-occurred_at", "-id"], name="feed_timeline_kind"
             ),
+            models.Index(fields=["parent", "occurred_at", "id"], name="feed_thread_replies"),
+            models.Index(fields=["assignee", "done_at", "due_at"], name="feed_open_work"),
         ]
         verbose_name_plural = "activities"
 
@@ -66,16 +88,19 @@ class Activity(models.Model):
 
 
 class Follow(models.Model):
-    """A user following an account explicitly.
+    """A user following an account explicitly, or choosing what to see of one they follow.
 
     Owners and account-team members follow their accounts without a row here (quiet auto-follow is
-    computed, so it follows ownership changes); `feed.queries.followed_account_ids` joins both.
+    computed, so it follows ownership changes); a row for them carries only preferences.
+    `feed.queries.followed_account_ids` joins both.
     """
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="follows"
     )
     account = models.ForeignKey("crm.Account", on_delete=models.CASCADE, related_name="follows")
+    # Which activity kinds to see from this account; empty means all of them.
+    kinds = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -85,3 +110,88 @@ class Follow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} follows {self.account_id}"
+
+
+class Attendee(models.Model):
+    """Someone at a meeting: a colleague, a contact, or only an address."""
+
+    activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="attendees")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    contact = models.ForeignKey(
+        "crm.Contact", null=True, blank=True, on_delete=models.CASCADE, related_name="meetings"
+    )
+    email = models.EmailField(blank=True)
+
+    def __str__(self) -> str:
+        return str(self.user or self.contact or self.email)
+
+
+class Revision(models.Model):
+    """The text of an activity before one edit. Readers may see every revision."""
+
+    activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="revisions")
+    editor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    subject = models.CharField(max_length=300, blank=True)
+    body = models.TextField(blank=True)
+    edited_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["edited_at", "id"]
+
+    def __str__(self) -> str:
+        return f"revision of {self.activity_id} at {self.edited_at:%Y-%m-%d %H:%M}"
+
+
+class AuditEntry(models.Model):
+    """Who deleted, moved or restored what, and when; kept when the activity is hidden."""
+
+    activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="audit")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=20)
+    detail = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["at", "id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.activity_id} by {self.actor_id}"
+
+
+class Reaction(models.Model):
+    """One person's reaction; `Activity.reaction_summary` holds the summary pages show."""
+
+    class Kind(models.TextChoices):
+        LIKE = "like", "Like"
+
+    activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.LIKE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["activity", "user", "kind"], name="feed_unique_reaction")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.kind} {self.activity_id}"
+
+
+class ThreadSubscription(models.Model):
+    """A user's choice about one thread: follow it, or mute it (stronger than any account follow)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    thread = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="subscriptions")
+    is_muted = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "thread"], name="feed_unique_thread_subscription")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {'mutes' if self.is_muted else 'follows'} {self.thread_id}"

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import Prefetch, Q, QuerySet
 
 from crm.models import Account, AccountTeamMember
 from crm.visibility import AccountNotFound, visible_accounts
 from feed.cursors import decode_cursor, encode_cursor
-from feed.models import Activity, Follow
+from feed.models import Activity, Follow, ThreadSubscription
 
 PAGE_SIZE = 25
 
@@ -21,10 +22,24 @@ class Page:
     next: str | None
 
 
+def _replies() -> Prefetch:
+    replies = Activity.objects.filter(deleted_at__isnull=True).select_related("author", "assignee")
+    return Prefetch("replies", queryset=replies.order_by("occurred_at", "id"))
+
+
+def _threads(queryset: QuerySet[Activity]) -> QuerySet[Activity]:
+    """Thread roots with their replies: two queries however long the page."""
+    return (
+        queryset.filter(deleted_at__isnull=True, parent__isnull=True)
+        .select_related("author", "assignee")
+        .prefetch_related(_replies())
+    )
+
+
 def _visible_activities(user: Any) -> QuerySet[Activity]:
     return Activity.objects.filter(
         deleted_at__isnull=True, account__in=visible_accounts(user)
-    ).select_related("author")
+    ).select_related("author", "assignee")
 
 
 def _page(queryset: QuerySet[Activity], before: str | None, size: int) -> Page:
@@ -46,24 +61,52 @@ def account_timeline(
     *,
     before: str | None = None,
     kind: str | None = None,
+    author: str | None = None,
+    q: str | None = None,
     size: int = PAGE_SIZE,
 ) -> Page:
-    """A page of `account`'s history, newest first, as `user` may see it.
+    """A page of `account`'s threads, newest first, replies in place, as `user` may see it.
 
-    The caller has already fetched `account` through the visibility policy.
-    Raises ValidationError for a malformed cursor.
+    The account's contacts' and opportunities' activity is on the account, so it is rolled up here.
+    The caller has already fetched `account` through the visibility policy. `kind` and `author`
+    filter the thread roots; `q` searches their text. Raises ValidationError for a bad cursor.
     """
-    queryset = Activity.objects.filter(account=account, deleted_at__isnull=True).select_related(
-        "author"
-    )
+    queryset = _threads(Activity.objects.filter(account=account))
     if kind:
         queryset = queryset.filter(kind=kind)
+    if author:
+        queryset = queryset.filter(author__username=author)
+    if q:
+        queryset = queryset.filter(Q(body__icontains=q) | Q(subject__icontains=q))
     return _page(queryset, before, size)
 
 
-def recent_activity(user: Any, *, before: str | None = None, size: int = PAGE_SIZE) -> Page:
-    """Recent activity across every account `user` can see (the home page until follows land)."""
-    return _page(_visible_activities(user).select_related("account"), before, size)
+def home_feed(user: Any, *, before: str | None = None, size: int = PAGE_SIZE) -> Page:
+    """Everything on the accounts and threads `user` follows, newest first, replies included.
+
+    Per-follow preferences narrow an account to the kinds chosen; a muted thread is left out
+    whatever follows it. One query a page.
+    """
+    accounts = followed_account_ids(user)
+    narrowed = {
+        follow.account_id: follow.kinds
+        for follow in Follow.objects.filter(user_id=user.pk, account_id__in=accounts)
+        if follow.kinds
+    }
+    wanted = Q(account_id__in=accounts - set(narrowed))
+    for account_id, kinds in narrowed.items():
+        wanted |= Q(account_id=account_id, kind__in=kinds)
+    threads = ThreadSubscription.objects.filter(user_id=user.pk)
+    followed_threads = threads.filter(is_muted=False).values("thread_id")
+    wanted |= Q(pk__in=followed_threads) | Q(parent_id__in=followed_threads)
+    muted = threads.filter(is_muted=True).values("thread_id")
+    queryset = (
+        _visible_activities(user)
+        .filter(wanted)
+        .exclude(Q(pk__in=muted) | Q(parent_id__in=muted))
+        .select_related("account", "parent")
+    )
+    return _page(queryset, before, size)
 
 
 def get_visible_activity(user: Any, activity_id: int | str) -> Activity:
@@ -72,7 +115,7 @@ def get_visible_activity(user: Any, activity_id: int | str) -> Activity:
         pk = int(activity_id)
     except (TypeError, ValueError):
         raise AccountNotFound() from None
-    activity = _visible_activities(user).filter(pk=pk).first()
+    activity = _visible_activities(user).prefetch_related(_replies()).filter(pk=pk).first()
     if activity is None:
         raise AccountNotFound()
     return activity
@@ -90,3 +133,68 @@ def followed_account_ids(user: Any) -> set[int]:
 
 def is_following(user: Any, account: Account) -> bool:
     return account.pk in followed_account_ids(user)
+
+
+SEARCH_LIMIT = 20
+
+
+def search(user: Any, q: str) -> dict[str, list[Any]]:
+    """Accounts, contacts and activities `user` can see that match `q` (at most 20 of each).
+
+    Activities use PostgreSQL full-text search (web-search syntax, English stemming) on
+    PostgreSQL, and a case-insensitive substring match on SQLite.
+    """
+    from crm.models import Contact
+    from crm.queries import search_accounts
+
+    q = q.strip()[:200]
+    if not q:
+        return {"accounts": [], "contacts": [], "activities": []}
+    accounts = list(search_accounts(user, q)[:SEARCH_LIMIT])
+    contacts = list(
+        Contact.objects.filter(account__in=visible_accounts(user))
+        .filter(
+            Q(first_name__icontains=q) | Q(last_name__icontains=q) | Q(emails__address__icontains=q)
+        )
+        .select_related("account")
+        .prefetch_related("emails")
+        .distinct()
+        .order_by("last_name", "first_name", "id")[:SEARCH_LIMIT]
+    )
+    activities = _visible_activities(user).select_related("account")
+    if connection.vendor == "postgresql":
+        from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+
+        vector = SearchVector("subject", weight="A", config="english") + SearchVector(
+            "body", weight="B", config="english"
+        )
+        query = SearchQuery(q, search_type="websearch", config="english")
+        activities = (
+            activities.annotate(rank=SearchRank(vector, query))
+            .filter(rank__gt=0)
+            .order_by("-rank", "-occurred_at", "-id")
+        )
+    else:
+        activities = activities.filter(Q(body__icontains=q) | Q(subject__icontains=q)).order_by(
+            "-occurred_at", "-id"
+        )
+    return {
+        "accounts": accounts,
+        "contacts": contacts,
+        "activities": list(activities[:SEARCH_LIMIT]),
+    }
+
+
+def mention_suggestions(user: Any, account: Account, prefix: str, limit: int = 8) -> list[Any]:
+    """People whose username or name starts with `prefix` and who can see `account`."""
+    from crm.visibility import people_who_can_see
+
+    prefix = prefix.strip().lstrip("@")[:150]
+    people = people_who_can_see(account)
+    if prefix:
+        people = people.filter(
+            Q(username__istartswith=prefix)
+            | Q(first_name__istartswith=prefix)
+            | Q(last_name__istartswith=prefix)
+        )
+    return list(people.order_by("username")[:limit])

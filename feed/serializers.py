@@ -1,15 +1,22 @@
-"""The JSON shape of an activity: the REST API's and the WebSocket event's `data`."""
+"""The JSON shape of an activity: the REST API's and the WebSocket event's `data`.
+
+Serialising a page of activities reads only what `feed.queries` fetched (authors, assignees and
+replies are prefetched; reactions and attendees are stored on the row), so a page costs a fixed
+number of queries.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
 from rest_framework import serializers
 
 from crm.models import User
 from feed.models import Activity
 
 POST_MAX_CHARS = 10_000
+SUBJECT_MAX_CHARS = 300
 
 
 class PersonSerializer(serializers.ModelSerializer[User]):
@@ -23,12 +30,16 @@ class PersonSerializer(serializers.ModelSerializer[User]):
 
 class ActivitySerializer(serializers.ModelSerializer[Activity]):
     author = PersonSerializer(read_only=True, allow_null=True)
+    assignee = PersonSerializer(read_only=True, allow_null=True)
     account = serializers.IntegerField(source="account_id", read_only=True)
     contact = serializers.IntegerField(source="contact_id", read_only=True, allow_null=True)
     opportunity = serializers.IntegerField(source="opportunity_id", read_only=True, allow_null=True)
     # DRF pops declared fields off the class, so this does not shadow Field.parent at run time.
     parent = serializers.IntegerField(source="parent_id", read_only=True, allow_null=True)  # type: ignore[assignment]
     is_edited = serializers.SerializerMethodField()
+    is_done = serializers.SerializerMethodField()
+    is_overdue = serializers.SerializerMethodField()
+    reactions = serializers.JSONField(source="reaction_summary", read_only=True)
 
     class Meta:
         model = Activity
@@ -42,22 +53,51 @@ class ActivitySerializer(serializers.ModelSerializer[Activity]):
             "author",
             "subject",
             "body",
-            "details",
             "occurred_at",
             "created_at",
             "is_edited",
+            "assignee",
+            "due_at",
+            "is_done",
+            "is_overdue",
+            "starts_at",
+            "ends_at",
+            "duration_seconds",
+            "outcome",
+            "status",
+            "details",
+            "reactions",
         ]
         read_only_fields = fields
 
     def get_is_edited(self, activity: Activity) -> bool:
         return activity.edited_at is not None
 
+    def get_is_done(self, activity: Activity) -> bool | None:
+        if activity.kind != Activity.Kind.TASK:
+            return None
+        return activity.done_at is not None
 
-class NewActivitySerializer(serializers.Serializer[Any]):
-    """What a client may send to create an activity. Nothing else is read from the request."""
+    def get_is_overdue(self, activity: Activity) -> bool:
+        if activity.due_at is None or activity.done_at is not None:
+            return False
+        if activity.kind == Activity.Kind.REQUEST and activity.status == "resolved":
+            return False
+        return activity.due_at < timezone.now()
 
-    kind = serializers.ChoiceField(choices=[Activity.Kind.POST], default=Activity.Kind.POST)
-    body = serializers.CharField(max_length=POST_MAX_CHARS, trim_whitespace=True)
+
+class ThreadSerializer(ActivitySerializer):
+    """A timeline entry: the activity and its replies, in order."""
+
+    replies = serializers.SerializerMethodField()
+
+    class Meta(ActivitySerializer.Meta):
+        fields = [*ActivitySerializer.Meta.fields, "replies"]
+        read_only_fields = fields
+
+    def get_replies(self, activity: Activity) -> list[dict[str, Any]]:
+        replies = [r for r in activity.replies.all() if r.deleted_at is None]
+        return [dict(item) for item in ActivitySerializer(replies, many=True).data]
 
 
 class MentionWarningSerializer(serializers.Serializer[Any]):
@@ -76,3 +116,98 @@ class ActivityCreatedSerializer(ActivitySerializer):
 
 def activity_data(activity: Activity) -> dict[str, Any]:
     return dict(ActivitySerializer(activity).data)
+
+
+# --- What clients send. Each kind reads only its own fields; anything else is ignored. ---------
+
+CALL_OUTCOMES = ["connected", "left_voicemail", "no_answer", "busy", "wrong_number"]
+
+
+class NewActivitySerializer(serializers.Serializer[Any]):
+    kind = serializers.ChoiceField(
+        choices=["post", "meeting", "call", "task", "request"], default="post"
+    )
+
+
+class NewPostSerializer(serializers.Serializer[Any]):
+    body = serializers.CharField(max_length=POST_MAX_CHARS)
+
+
+class NewTaskSerializer(serializers.Serializer[Any]):
+    subject = serializers.CharField(max_length=SUBJECT_MAX_CHARS)
+    body = serializers.CharField(max_length=POST_MAX_CHARS, required=False, allow_blank=True)
+    assignee = serializers.CharField(
+        required=False, help_text="Username; the caller when omitted."
+    )
+    due_at = serializers.DateTimeField(required=False, allow_null=True)
+    contact = serializers.IntegerField(required=False, allow_null=True)
+
+
+class NewCallSerializer(serializers.Serializer[Any]):
+    subject = serializers.CharField(max_length=SUBJECT_MAX_CHARS, required=False, allow_blank=True)
+    body = serializers.CharField(max_length=POST_MAX_CHARS, required=False, allow_blank=True)
+    contact = serializers.IntegerField(required=False, allow_null=True)
+    occurred_at = serializers.DateTimeField(required=False, allow_null=True)
+    duration_minutes = serializers.IntegerField(min_value=0, max_value=24 * 60, required=False)
+    outcome = serializers.ChoiceField(choices=CALL_OUTCOMES, default="connected")
+
+
+class ActionItemSerializer(serializers.Serializer[Any]):
+    subject = serializers.CharField(max_length=SUBJECT_MAX_CHARS)
+    assignee = serializers.CharField(required=False)
+    due_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class NewMeetingSerializer(serializers.Serializer[Any]):
+    subject = serializers.CharField(max_length=SUBJECT_MAX_CHARS)
+    body = serializers.CharField(
+        max_length=POST_MAX_CHARS, required=False, allow_blank=True, help_text="Notes"
+    )
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField(required=False, allow_null=True)
+    attendees = serializers.ListField(
+        child=serializers.CharField(), required=False, max_length=100, help_text="Usernames"
+    )
+    contacts = serializers.ListField(
+        child=serializers.IntegerField(), required=False, max_length=100, help_text="Contact ids"
+    )
+    decisions = serializers.ListField(
+        child=serializers.CharField(max_length=SUBJECT_MAX_CHARS), required=False, max_length=50
+    )
+    action_items = ActionItemSerializer(many=True, required=False)
+
+
+class NewRequestSerializer(serializers.Serializer[Any]):
+    subject = serializers.CharField(max_length=SUBJECT_MAX_CHARS)
+    body = serializers.CharField(max_length=POST_MAX_CHARS, required=False, allow_blank=True)
+    due_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+NEW_ACTIVITY_INPUTS: dict[str, type[serializers.Serializer[Any]]] = {
+    "post": NewPostSerializer,
+    "task": NewTaskSerializer,
+    "call": NewCallSerializer,
+    "meeting": NewMeetingSerializer,
+    "request": NewRequestSerializer,
+}
+
+
+class CommentSerializer(serializers.Serializer[Any]):
+    body = serializers.CharField(max_length=POST_MAX_CHARS)
+
+
+class ActivityChangeSerializer(serializers.Serializer[Any]):
+    """PATCH: the text, or a task's done state. Nothing else can change this way."""
+
+    body = serializers.CharField(max_length=POST_MAX_CHARS, required=False, allow_blank=True)
+    subject = serializers.CharField(
+        max_length=SUBJECT_MAX_CHARS, required=False, allow_blank=True
+    )
+    is_done = serializers.BooleanField(required=False)
+
+
+class RevisionSerializer(serializers.Serializer[Any]):
+    editor = PersonSerializer()
+    subject = serializers.CharField()
+    body = serializers.CharField()
+    edited_at = serializers.DateTimeField()

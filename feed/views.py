@@ -12,15 +12,15 @@ from django.views.decorators.http import require_POST
 from crm.visibility import get_visible_account
 from feed.actions import post_activity
 from feed.mentions import mention_warnings
-from feed.queries import recent_activity
+from feed.queries import home_feed
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     try:
-        page = recent_activity(request.user, before=request.GET.get("before"))
+        page = home_feed(request.user, before=request.GET.get("before"))
     except ValidationError:
-        page = recent_activity(request.user)
+        page = home_feed(request.user)
     return render(request, "feed/home.html", {"timeline": page})
 
 

@@ -1,0 +1,40 @@
+"""The write path for the feed: one function per change, each checking access, writing in one
+transaction and recording its events (published after commit)."""
+
+from feed.actions.activities import (
+    clean_text,
+    create_task,
+    log_activity,
+    log_call,
+    log_meeting,
+    post_activity,
+    raise_request,
+)
+from feed.actions.changes import delete_activity, edit_activity, set_reaction, set_task_done
+from feed.actions.follows import follow_account, unfollow_account
+from feed.actions.threads import (
+    add_comment,
+    clear_thread_subscription,
+    set_thread_subscription,
+    thread_root,
+)
+
+__all__ = [
+    "add_comment",
+    "clean_text",
+    "clear_thread_subscription",
+    "create_task",
+    "delete_activity",
+    "edit_activity",
+    "follow_account",
+    "log_activity",
+    "log_call",
+    "log_meeting",
+    "post_activity",
+    "raise_request",
+    "set_reaction",
+    "set_task_done",
+    "set_thread_subscription",
+    "thread_root",
+    "unfollow_account",
+]

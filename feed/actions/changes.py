@@ -1,0 +1,107 @@
+"""Changing recorded activities: edits with revisions, soft deletes, task completion, reactions."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from crm.models import User
+from crm.visibility import AccountNotFound, get_visible_account
+from feed import events
+from feed.actions.activities import clean_text
+from feed.models import Activity, AuditEntry, Reaction, Revision
+from feed.serializers import SUBJECT_MAX_CHARS
+
+EDITABLE_KINDS = {
+    Activity.Kind.POST,
+    Activity.Kind.COMMENT,
+    Activity.Kind.MEETING,
+    Activity.Kind.CALL,
+    Activity.Kind.TASK,
+    Activity.Kind.REQUEST,
+}
+
+
+def _locked(actor: User, activity: Activity) -> Activity:
+    """The activity, row-locked, if `actor` can see it and it is not deleted; else 404."""
+    get_visible_account(actor, activity.account_id)
+    locked = Activity.objects.select_for_update().filter(pk=activity.pk).first()
+    if locked is None or locked.deleted_at is not None:
+        raise AccountNotFound()
+    return locked
+
+
+@transaction.atomic
+def edit_activity(
+    *, actor: User, activity: Activity, body: str | None = None, subject: str | None = None
+) -> Activity:
+    """Change the text of one's own activity, keeping the previous text as a revision."""
+    current = _locked(actor, activity)
+    if current.author_id != actor.pk or current.kind not in EDITABLE_KINDS:
+        raise PermissionDenied("Only its author can edit this.")
+    new_body = current.body if body is None else clean_text(body, required=current.kind in ("post", "comment"))
+    new_subject = current.subject if subject is None else clean_text(subject, required=False, limit=SUBJECT_MAX_CHARS)
+    if (new_body, new_subject) == (current.body, current.subject):
+        return current
+    now = timezone.now()
+    Revision.objects.create(
+        activity=current, editor=actor, subject=current.subject, body=current.body, edited_at=now
+    )
+    current.body, current.subject, current.edited_at = new_body, new_subject, now
+    current.save(update_fields=["body", "subject", "edited_at"])
+    events.activity_updated(current)
+    return current
+
+
+@transaction.atomic
+def delete_activity(*, actor: User, activity: Activity) -> None:
+    """Hide an activity (soft delete, audited). Only its author or an administrator may.
+
+    Anyone else gets the same 404 as for an activity that does not exist.
+    """
+    current = _locked(actor, activity)
+    if current.author_id != actor.pk and not actor.is_admin:
+        raise AccountNotFound()
+    now = timezone.now()
+    current.deleted_at = now
+    current.save(update_fields=["deleted_at"])
+    AuditEntry.objects.create(activity=current, actor=actor, action="deleted", at=now)
+    events.activity_deleted(current)
+
+
+@transaction.atomic
+def set_task_done(*, actor: User, task: Activity, is_done: bool = True) -> Activity:
+    """Tick a task off (or reopen it). Its assignee, its author or an administrator may."""
+    current = _locked(actor, task)
+    if current.kind != Activity.Kind.TASK:
+        raise ValidationError("Only tasks can be done.")
+    if actor.pk not in (current.assignee_id, current.author_id) and not actor.is_admin:
+        raise PermissionDenied("Only the assignee or the author can tick this task off.")
+    if (current.done_at is not None) == is_done:
+        return current
+    current.done_at = timezone.now() if is_done else None
+    current.save(update_fields=["done_at"])
+    events.activity_updated(current)
+    return current
+
+
+@transaction.atomic
+def set_reaction(*, actor: User, activity: Activity, kind: str, is_on: bool) -> Activity:
+    """Add or take back `actor`'s reaction (idempotent); the summary on the row follows."""
+    current = _locked(actor, activity)
+    if kind not in Reaction.Kind.values:
+        raise ValidationError(f"Unknown reaction {kind!r}.")
+    if is_on:
+        _, changed = Reaction.objects.get_or_create(activity=current, user=actor, kind=kind)
+    else:
+        changed = bool(Reaction.objects.filter(activity=current, user=actor, kind=kind).delete()[0])
+    if not changed:
+        return current
+    names = Reaction.objects.filter(activity=current, kind=kind).order_by("created_at", "id")
+    summary = dict(current.reaction_summary)
+    summary[kind] = list(names.values_list("user__username", flat=True))
+    current.reaction_summary = {k: v for k, v in summary.items() if v}
+    current.save(update_fields=["reaction_summary"])
+    events.activity_updated(current)
+    return current

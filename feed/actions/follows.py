@@ -1,0 +1,45 @@
+"""Following accounts."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from crm.models import Account, User
+from crm.visibility import get_visible_account
+from feed import events
+from feed.models import Activity, Follow
+
+
+@transaction.atomic
+def follow_account(*, user: User, account: Account, kinds: list[str] | None = None) -> Follow:
+    """Follow `account` (idempotent), seeing only `kinds` when given (None keeps the choice).
+
+    Raises AccountNotFound when `user` cannot see it, ValidationError for an unknown kind.
+    """
+    get_visible_account(user, account.pk)
+    if kinds is not None:
+        unknown = set(kinds) - set(Activity.Kind.values)
+        if unknown:
+            raise ValidationError(f"Unknown activity kinds: {', '.join(sorted(unknown))}.")
+    follow, created = Follow.objects.get_or_create(
+        user=user, account=account, defaults={"kinds": sorted(set(kinds or []))}
+    )
+    if not created and kinds is not None and sorted(set(kinds)) != follow.kinds:
+        follow.kinds = sorted(set(kinds))
+        follow.save(update_fields=["kinds"])
+    if created:
+        events.follow_changed(user_id=user.pk, account_id=account.pk, is_following=True)
+    return follow
+
+
+@transaction.atomic
+def unfollow_account(*, user: User, account: Account) -> None:
+    """Stop following `account` explicitly (idempotent).
+
+    Owners and account-team members keep following through their role.
+    """
+    get_visible_account(user, account.pk)
+    deleted, _ = Follow.objects.filter(user=user, account=account).delete()
+    if deleted:
+        events.follow_changed(user_id=user.pk, account_id=account.pk, is_following=False)

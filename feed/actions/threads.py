@@ -1,0 +1,55 @@
+"""Threads: replies to any activity, and following or muting one thread."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from crm.models import User
+from crm.visibility import AccountNotFound, get_visible_account
+from feed.actions.activities import clean_text, log_activity
+from feed.models import Activity, ThreadSubscription
+
+
+def thread_root(activity: Activity) -> Activity:
+    return activity.parent if activity.parent_id is not None else activity  # type: ignore[return-value]
+
+
+@transaction.atomic
+def add_comment(*, actor: User, parent: Activity, body: str) -> Activity:
+    """A reply in the thread of `parent`. Replies to a reply join the same thread.
+
+    The author follows the thread from then on (quiet auto-follow).
+    """
+    get_visible_account(actor, parent.account_id)
+    if parent.deleted_at is not None:
+        raise AccountNotFound()
+    root = thread_root(parent)
+    if root.deleted_at is not None:
+        raise ValidationError("That thread was deleted.")
+    comment = log_activity(
+        actor=actor,
+        account=root.account,
+        kind=Activity.Kind.COMMENT,
+        body=clean_text(body),
+        parent=root,
+    )
+    ThreadSubscription.objects.get_or_create(user=actor, thread=root)
+    return comment
+
+
+@transaction.atomic
+def set_thread_subscription(*, user: User, thread: Activity, is_muted: bool) -> ThreadSubscription:
+    """Follow (`is_muted` False) or mute a thread. Muting beats any account follow."""
+    get_visible_account(user, thread.account_id)
+    root = thread_root(thread)
+    subscription, _ = ThreadSubscription.objects.update_or_create(
+        user=user, thread=root, defaults={"is_muted": is_muted}
+    )
+    return subscription
+
+
+@transaction.atomic
+def clear_thread_subscription(*, user: User, thread: Activity) -> None:
+    get_visible_account(user, thread.account_id)
+    ThreadSubscription.objects.filter(user=user, thread=thread_root(thread)).delete()
