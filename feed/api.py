@@ -3,7 +3,7 @@ feed, search and mention suggestions. Every write goes through `feed.actions`.""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ValidationError
 from drf_spectacular.utils import (
@@ -55,9 +55,14 @@ def _bad_request(error: ValidationError, field: str = "detail") -> ApiValidation
     return ApiValidationError({field: error.messages})
 
 
+def _me(request: Request) -> User:
+    """The caller; every view here requires an authenticated user (DEFAULT_PERMISSION_CLASSES)."""
+    return cast(User, request.user)
+
+
 def _json_object(request: Request) -> dict[str, Any]:
     """The request's JSON object; {} for an empty body (PUT with nothing to say)."""
-    if not request._request.body:  # noqa: SLF001 - an empty body has no media type to parse
+    if not request._request.body:  # an empty body has no media type to parse
         return {}
     if not isinstance(request.data, dict):
         raise ApiValidationError({"detail": "Send a JSON object."})
@@ -111,7 +116,9 @@ def _create(kind: str, data: dict[str, Any], user: User, account: Account) -> Ac
         items = [
             {
                 "subject": item["subject"],
-                "assignee": _user(item["assignee"], "action_items") if item.get("assignee") else None,
+                "assignee": _user(item["assignee"], "action_items")
+                if item.get("assignee")
+                else None,
                 "due_at": item.get("due_at"),
             }
             for item in data.get("action_items", [])
@@ -167,7 +174,9 @@ class AccountActivitiesView(APIView):
             )
         except ValidationError as error:
             raise _bad_request(error, "before") from None
-        return Response({"results": ThreadSerializer(page.results, many=True).data, "next": page.next})
+        return Response(
+            {"results": ThreadSerializer(page.results, many=True).data, "next": page.next}
+        )
 
     @extend_schema(
         request=PolymorphicProxySerializer(
@@ -187,13 +196,11 @@ class AccountActivitiesView(APIView):
         incoming = NEW_ACTIVITY_INPUTS[kind](data=request.data)
         incoming.is_valid(raise_exception=True)
         try:
-            activity = _create(kind, incoming.validated_data, request.user, account)  # type: ignore[arg-type]
+            activity = _create(kind, incoming.validated_data, _me(request), account)
         except ValidationError as error:
             raise _bad_request(error) from None
         data = dict(ActivitySerializer(activity).data)
-        data["warnings"] = mention_warnings(
-            f"{activity.subject}\n{activity.body}", account
-        )
+        data["warnings"] = mention_warnings(f"{activity.subject}\n{activity.body}", account)
         return Response(data, status=status.HTTP_201_CREATED)
 
 
@@ -216,11 +223,13 @@ class ActivityDetailView(APIView):
         try:
             if "is_done" in data:
                 activity = actions.set_task_done(
-                    actor=request.user, task=activity, is_done=data["is_done"]  # type: ignore[arg-type]
+                    actor=_me(request),
+                    task=activity,
+                    is_done=data["is_done"],
                 )
             if "body" in data or "subject" in data:
                 activity = actions.edit_activity(
-                    actor=request.user,  # type: ignore[arg-type]
+                    actor=_me(request),
                     activity=activity,
                     body=data.get("body"),
                     subject=data.get("subject"),
@@ -232,7 +241,7 @@ class ActivityDetailView(APIView):
     @extend_schema(request=None, responses={204: None})
     def delete(self, request: Request, activity_id: int) -> Response:
         activity = get_visible_activity(request.user, activity_id)
-        actions.delete_activity(actor=request.user, activity=activity)  # type: ignore[arg-type]
+        actions.delete_activity(actor=_me(request), activity=activity)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -246,7 +255,9 @@ class ActivityCommentsView(APIView):
         incoming.is_valid(raise_exception=True)
         try:
             comment = actions.add_comment(
-                actor=request.user, parent=parent, body=incoming.validated_data["body"]  # type: ignore[arg-type]
+                actor=_me(request),
+                parent=parent,
+                body=incoming.validated_data["body"],
             )
         except ValidationError as error:
             raise _bad_request(error, "body") from None
@@ -279,8 +290,12 @@ class ActivityReactionView(APIView):
     def _set(self, request: Request, activity_id: int, kind: str, *, is_on: bool) -> Response:
         activity = get_visible_activity(request.user, activity_id)
         if kind not in Reaction.Kind.values:
-            raise ApiValidationError({"kind": f"Unknown reaction; use {', '.join(Reaction.Kind.values)}."})
-        activity = actions.set_reaction(actor=request.user, activity=activity, kind=kind, is_on=is_on)  # type: ignore[arg-type]
+            raise ApiValidationError(
+                {"kind": f"Unknown reaction; use {', '.join(Reaction.Kind.values)}."}
+            )
+        activity = actions.set_reaction(
+            actor=_me(request), activity=activity, kind=kind, is_on=is_on
+        )
         return Response(ActivitySerializer(activity).data)
 
 
@@ -294,7 +309,9 @@ class ActivityFollowView(APIView):
     it to following whatever its account says."""
 
     @extend_schema(
-        request=inline_serializer("ThreadChoice", {"muted": serializers.BooleanField(default=False)}),
+        request=inline_serializer(
+            "ThreadChoice", {"muted": serializers.BooleanField(default=False)}
+        ),
         responses=ThreadState,
     )
     def put(self, request: Request, activity_id: int) -> Response:
@@ -302,14 +319,16 @@ class ActivityFollowView(APIView):
         muted = _json_object(request).get("muted", False)
         if not isinstance(muted, bool):
             raise ApiValidationError({"muted": "Must be true or false."})
-        subscription = actions.set_thread_subscription(user=request.user, thread=activity, is_muted=muted)  # type: ignore[arg-type]
+        subscription = actions.set_thread_subscription(
+            user=_me(request), thread=activity, is_muted=muted
+        )
         state = "muted" if subscription.is_muted else "following"
         return Response({"thread": subscription.thread_id, "state": state})
 
     @extend_schema(request=None, responses=ThreadState)
     def delete(self, request: Request, activity_id: int) -> Response:
         activity = get_visible_activity(request.user, activity_id)
-        actions.clear_thread_subscription(user=request.user, thread=activity)  # type: ignore[arg-type]
+        actions.clear_thread_subscription(user=_me(request), thread=activity)
         return Response({"thread": actions.thread_root(activity).pk, "state": "default"})
 
 
@@ -330,7 +349,8 @@ class AccountFollowView(APIView):
 
     @extend_schema(
         request=inline_serializer(
-            "FollowChoice", {"kinds": serializers.ListField(child=serializers.CharField(), required=False)}
+            "FollowChoice",
+            {"kinds": serializers.ListField(child=serializers.CharField(), required=False)},
         ),
         responses=FollowState,
     )
@@ -342,7 +362,7 @@ class AccountFollowView(APIView):
         ):
             raise ApiValidationError({"kinds": "Must be a list of activity kinds."})
         try:
-            follow = actions.follow_account(user=request.user, account=account, kinds=kinds)  # type: ignore[arg-type]
+            follow = actions.follow_account(user=_me(request), account=account, kinds=kinds)
         except ValidationError as error:
             raise _bad_request(error, "kinds") from None
         return Response({"account": account.pk, "following": True, "kinds": follow.kinds})
@@ -350,7 +370,7 @@ class AccountFollowView(APIView):
     @extend_schema(request=None, responses=FollowState)
     def delete(self, request: Request, account_id: int) -> Response:
         account = get_visible_account(request.user, account_id)
-        actions.unfollow_account(user=request.user, account=account)  # type: ignore[arg-type]
+        actions.unfollow_account(user=_me(request), account=account)
         following = is_following(request.user, account)
         return Response({"account": account.pk, "following": following, "kinds": []})
 
@@ -367,7 +387,9 @@ class HomeFeedView(APIView):
             page = home_feed(request.user, before=request.query_params.get("before"))
         except ValidationError as error:
             raise _bad_request(error, "before") from None
-        return Response({"results": ActivitySerializer(page.results, many=True).data, "next": page.next})
+        return Response(
+            {"results": ActivitySerializer(page.results, many=True).data, "next": page.next}
+        )
 
 
 class SearchView(APIView):
@@ -403,12 +425,8 @@ class SearchView(APIView):
 class MentionSuggestionsView(APIView):
     """People who can see the account and whose name starts with `q`: the composer's @ list."""
 
-    @extend_schema(
-        parameters=[OpenApiParameter("q", str)], responses=PersonSerializer(many=True)
-    )
+    @extend_schema(parameters=[OpenApiParameter("q", str)], responses=PersonSerializer(many=True))
     def get(self, request: Request, account_id: int) -> Response:
         account = get_visible_account(request.user, account_id)
         people = mention_suggestions(request.user, account, request.query_params.get("q", ""))
         return Response(PersonSerializer(people, many=True).data)
-
-

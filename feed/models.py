@@ -174,7 +174,9 @@ class Reaction(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["activity", "user", "kind"], name="feed_unique_reaction")
+            models.UniqueConstraint(
+                fields=["activity", "user", "kind"], name="feed_unique_reaction"
+            )
         ]
 
     def __str__(self) -> str:
@@ -182,7 +184,7 @@ class Reaction(models.Model):
 
 
 class ThreadSubscription(models.Model):
-    """A user's choice about one thread: follow it, or mute it (stronger than any account follow)."""
+    """A user's choice about one thread: follow it, or mute it (beats any account follow)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     thread = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="subscriptions")
@@ -190,7 +192,9 @@ class ThreadSubscription(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "thread"], name="feed_unique_thread_subscription")
+            models.UniqueConstraint(
+                fields=["user", "thread"], name="feed_unique_thread_subscription"
+            )
         ]
 
     def __str__(self) -> str:

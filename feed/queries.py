@@ -198,3 +198,42 @@ def mention_suggestions(user: Any, account: Account, prefix: str, limit: int = 8
             | Q(last_name__istartswith=prefix)
         )
     return list(people.order_by("username")[:limit])
+
+
+@dataclass
+class Overview:
+    """The side panels of an account's 360 page."""
+
+    open_requests: list[Activity]
+    upcoming_meetings: list[Activity]
+    open_tasks: list[Activity]
+    followers: list[Any]
+
+
+def account_overview(user: Any, account: Account, *, limit: int = 10) -> Overview:
+    """Open requests, upcoming meetings, open tasks and followers of `account`."""
+    from django.utils import timezone
+
+    from crm.models import User
+    from crm.visibility import people_who_can_see
+
+    now = timezone.now()
+    live = Activity.objects.filter(account=account, deleted_at__isnull=True).select_related(
+        "author", "assignee"
+    )
+    requests = live.filter(kind=Activity.Kind.REQUEST).exclude(status="resolved")
+    meetings = live.filter(kind=Activity.Kind.MEETING, starts_at__gte=now)
+    tasks = live.filter(kind=Activity.Kind.TASK, done_at__isnull=True)
+    follower_ids = Follow.objects.filter(account=account).values("user_id")
+    grants = AccountTeamMember.objects.filter(account=account).values("user_id")
+    followers = people_who_can_see(account).filter(
+        Q(pk__in=follower_ids) | Q(pk=account.owner_id) | Q(pk__in=grants)
+    )
+    return Overview(
+        open_requests=list(requests.order_by("due_at", "occurred_at")[:limit]),
+        upcoming_meetings=list(meetings.order_by("starts_at")[:limit]),
+        open_tasks=list(tasks.order_by("due_at", "occurred_at")[:limit]),
+        followers=list(
+            User.objects.filter(pk__in=followers.values("pk")).order_by("first_name", "username")
+        ),
+    )

@@ -136,9 +136,7 @@ class NewPostSerializer(serializers.Serializer[Any]):
 class NewTaskSerializer(serializers.Serializer[Any]):
     subject = serializers.CharField(max_length=SUBJECT_MAX_CHARS)
     body = serializers.CharField(max_length=POST_MAX_CHARS, required=False, allow_blank=True)
-    assignee = serializers.CharField(
-        required=False, help_text="Username; the caller when omitted."
-    )
+    assignee = serializers.CharField(required=False, help_text="Username; the caller when omitted.")
     due_at = serializers.DateTimeField(required=False, allow_null=True)
     contact = serializers.IntegerField(required=False, allow_null=True)
 
@@ -200,9 +198,7 @@ class ActivityChangeSerializer(serializers.Serializer[Any]):
     """PATCH: the text, or a task's done state. Nothing else can change this way."""
 
     body = serializers.CharField(max_length=POST_MAX_CHARS, required=False, allow_blank=True)
-    subject = serializers.CharField(
-        max_length=SUBJECT_MAX_CHARS, required=False, allow_blank=True
-    )
+    subject = serializers.CharField(max_length=SUBJECT_MAX_CHARS, required=False, allow_blank=True)
     is_done = serializers.BooleanField(required=False)
 
 

@@ -1,18 +1,37 @@
-"""Server-rendered pages of the feed."""
+"""Server-rendered pages of the feed: the home feed, an account's 360 page and its forms.
+
+Every form posts to a view here, which calls one action and redirects back (post/redirect/get);
+errors come back as messages on the page, never as a 500.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
+from crm.models import Account, Contact, User
+from crm.queries import account_summary
 from crm.visibility import get_visible_account
-from feed.actions import post_activity
+from feed import actions
 from feed.mentions import mention_warnings
-from feed.queries import home_feed
+from feed.models import Activity
+from feed.queries import (
+    account_overview,
+    account_timeline,
+    get_visible_activity,
+    home_feed,
+    is_following,
+)
+from feed.streams import account_stream_cursor
 
 
 @login_required
@@ -25,15 +44,197 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
-def post_to_account(request: HttpRequest, account_id: int) -> HttpResponse:
-    account = get_visible_account(request.user, account_id)
-    body = request.POST.get("body", "")
+def account_detail(request: HttpRequest, account_id: int) -> HttpResponse:
+    """The 360 page: key facts, contacts, opportunities, open work, followers, the timeline."""
+    account = account_summary(request.user, account_id)
+    kind = request.GET.get("kind") or None
+    if kind not in (None, *Activity.Kind.values):
+        kind = None
+    author = (request.GET.get("author") or "").strip()[:150] or None
+    q = (request.GET.get("q") or "").strip()[:200] or None
+    # The cursor is read before the timeline: an event committed in between shows up both in the
+    # page and over the socket, and the page drops the copy, rather than being missed.
+    cursor = account_stream_cursor(account.pk)
     try:
-        post_activity(author=request.user, account=account, body=body)  # type: ignore[arg-type]
+        timeline = account_timeline(
+            request.user, account, before=request.GET.get("before"), kind=kind, author=author, q=q
+        )
+    except ValidationError:
+        timeline = account_timeline(request.user, account, kind=kind, author=author, q=q)
+    overview = account_overview(request.user, account)
+    context = {
+        "account": account,
+        "timeline": timeline,
+        "overview": overview,
+        "cursor": cursor,
+        "kind": kind,
+        "author": author,
+        "q": q,
+        "is_filtered": bool(kind or author or q),
+        "kinds": Activity.Kind.choices,
+        "is_first_page": not request.GET.get("before"),
+        "is_following": is_following(request.user, account),
+        "now": timezone.now(),
+    }
+    return render(request, "feed/account_detail.html", context)
+
+
+@login_required
+def activity_history(request: HttpRequest, activity_id: int) -> HttpResponse:
+    activity = get_visible_activity(request.user, activity_id)
+    revisions = activity.revisions.select_related("editor")
+    return render(
+        request, "feed/activity_history.html", {"activity": activity, "revisions": revisions}
+    )
+
+
+def _back(account_id: int, anchor: str = "") -> HttpResponse:
+    response = redirect("account-detail", account_id=account_id)
+    if anchor:
+        response["Location"] += f"#{anchor}"
+    return response
+
+
+def _when(raw: str | None, label: str, *, required: bool = False) -> dt.datetime | None:
+    """A datetime from a form's datetime-local field, in the server's time zone."""
+    if not raw:
+        if required:
+            raise ValidationError(f"Say when: {label} is missing.")
+        return None
+    parsed = parse_datetime(raw)
+    if parsed is None:
+        raise ValidationError(f"{label} is not a date and time.")
+    return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
+
+
+def _person(username: str | None) -> User | None:
+    if not username:
+        return None
+    user = User.objects.filter(username=username.strip().lstrip("@"), is_active=True).first()
+    if user is None:
+        raise ValidationError(f"No active user is called {username!r}.")
+    return user
+
+
+def _contact(account: Account, raw: str | None) -> Contact | None:
+    if not raw:
+        return None
+    contact = Contact.objects.filter(account=account, pk=raw if raw.isdigit() else 0).first()
+    if contact is None:
+        raise ValidationError("No such contact on this account.")
+    return contact
+
+
+def _compose(user: User, account: Account, form: Any) -> Activity:
+    kind = form.get("kind", "post")
+    if kind == "post":
+        return actions.post_activity(author=user, account=account, body=form.get("body", ""))
+    if kind == "task":
+        return actions.create_task(
+            actor=user,
+            account=account,
+            subject=form.get("subject", ""),
+            body=form.get("body", ""),
+            assignee=_person(form.get("assignee")),
+            due_at=_when(form.get("due_at"), "Due"),
+            contact=_contact(account, form.get("contact")),
+        )
+    if kind == "call":
+        minutes = form.get("duration_minutes", "")
+        if minutes and (not minutes.isdigit() or int(minutes) > 24 * 60):
+            raise ValidationError("Duration is a number of minutes (at most a day).")
+        return actions.log_call(
+            actor=user,
+            account=account,
+            contact=_contact(account, form.get("contact")),
+            body=form.get("body", ""),
+            occurred_at=_when(form.get("occurred_at"), "When"),
+            duration_seconds=int(minutes) * 60 if minutes else None,
+            outcome=form.get("outcome", "connected")[:40],
+        )
+    if kind == "meeting":
+        names = [n for n in form.get("attendees", "").replace(",", " ").split() if n]
+        return actions.log_meeting(
+            actor=user,
+            account=account,
+            subject=form.get("subject", ""),
+            body=form.get("body", ""),
+            starts_at=_when(form.get("starts_at"), "Starts", required=True),  # type: ignore[arg-type]
+            ends_at=_when(form.get("ends_at"), "Ends"),
+            users=[p for p in map(_person, dict.fromkeys(names)) if p is not None],
+            contacts=[c for c in (_contact(account, r) for r in form.getlist("contacts")) if c],
+            decisions=[d for d in form.get("decisions", "").splitlines() if d.strip()],
+            action_items=[
+                {"subject": line}
+                for line in form.get("action_items", "").splitlines()
+                if line.strip()
+            ],
+        )
+    raise ValidationError("Choose what to write: a post, a meeting, a call or a task.")
+
+
+@login_required
+@require_POST
+def compose(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = get_visible_account(request.user, account_id)
+    try:
+        activity = _compose(request.user, account, request.POST)  # type: ignore[arg-type]
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
-        return redirect("account-detail", account_id=account.pk)
-    for warning in mention_warnings(body, account):
+        return _back(account.pk, "composer")
+    for warning in mention_warnings(f"{activity.subject}\n{activity.body}", account):
         messages.warning(request, warning["detail"])
-    return redirect("account-detail", account_id=account.pk)
+    return _back(account.pk, f"activity-{activity.pk}")
+
+
+@login_required
+@require_POST
+def act(request: HttpRequest, activity_id: int, verb: str) -> HttpResponse:
+    """One form button on an activity: reply, like, edit, delete, tick off, follow or mute."""
+    activity = get_visible_activity(request.user, activity_id)
+    user: User = request.user  # type: ignore[assignment]
+    anchor = f"activity-{actions.thread_root(activity).pk}"
+    try:
+        if verb == "reply":
+            reply = actions.add_comment(
+                actor=user, parent=activity, body=request.POST.get("body", "")
+            )
+            for warning in mention_warnings(reply.body, activity.account):
+                messages.warning(request, warning["detail"])
+        elif verb in ("like", "unlike"):
+            actions.set_reaction(actor=user, activity=activity, kind="like", is_on=verb == "like")
+        elif verb == "edit":
+            actions.edit_activity(
+                actor=user,
+                activity=activity,
+                body=request.POST.get("body"),
+                subject=request.POST.get("subject"),
+            )
+        elif verb == "delete":
+            actions.delete_activity(actor=user, activity=activity)
+        elif verb in ("done", "undone"):
+            actions.set_task_done(actor=user, task=activity, is_done=verb == "done")
+        elif verb in ("follow", "mute"):
+            actions.set_thread_subscription(user=user, thread=activity, is_muted=verb == "mute")
+        elif verb == "unmute":
+            actions.clear_thread_subscription(user=user, thread=activity)
+        else:
+            raise ValidationError("Unknown action.")
+    except (ValidationError, PermissionDenied) as error:
+        text = " ".join(error.messages) if isinstance(error, ValidationError) else str(error)
+        messages.error(request, text)
+    return _back(activity.account_id, anchor)
+
+
+@login_required
+@require_POST
+def follow(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = get_visible_account(request.user, account_id)
+    user: User = request.user  # type: ignore[assignment]
+    if request.POST.get("following") == "no":
+        actions.unfollow_account(user=user, account=account)
+        if is_following(user, account):
+            messages.info(request, "You still follow it as its owner or account-team member.")
+    else:
+        actions.follow_account(user=user, account=account)
+    return _back(account.pk)

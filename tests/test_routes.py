@@ -48,10 +48,28 @@ TABLE: dict[str, tuple[str, R, dict[str, Any] | None, dict[str, int]]] = {
     "logout": ("post", lambda i: "/logout/", None, dict.fromkeys(ROLES, 302)),
     "account-list": ("get", lambda i: "/accounts/", None, PAGE),
     "account-detail": ("get", lambda i: f"/accounts/{i['account']}/", None, SCOPED_PAGE),
-    "account-post": (
+    "account-compose": (
         "post",
-        lambda i: f"/accounts/{i['account']}/post/",
-        {"body": "from the page"},
+        lambda i: f"/accounts/{i['account']}/compose/",
+        {"kind": "post", "body": "from the page"},
+        {**SCOPED_PAGE, "owner": 302, "manager": 302, "admin": 302},
+    ),
+    "account-follow": (
+        "post",
+        lambda i: f"/accounts/{i['account']}/follow/",
+        None,
+        {**SCOPED_PAGE, "owner": 302, "manager": 302, "admin": 302},
+    ),
+    "activity-history": (
+        "get",
+        lambda i: f"/activities/{i['activity']}/history/",
+        None,
+        SCOPED_PAGE,
+    ),
+    "activity-act": (
+        "post",
+        lambda i: f"/activities/{i['activity']}/like/",
+        None,
         {**SCOPED_PAGE, "owner": 302, "manager": 302, "admin": 302},
     ),
     "api-token": (
@@ -158,7 +176,7 @@ def test_route_answers_each_role(cast: Cast, name: str, role: str) -> None:
     else:
         response = getattr(client, method)(path(ids), data or {})
     assert response.status_code == expected[role], (name, role, response.content[:200])
-    if name == "account-post" and role in ("anonymous", "outsider"):
+    if name == "account-compose" and role in ("anonymous", "outsider"):
         assert (Activity.objects.count(), Event.objects.count()) == writes_before
     if role == "anonymous" and response.status_code == 302 and name not in ("logout",):
         assert response["Location"].startswith("/login/")

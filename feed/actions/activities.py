@@ -135,7 +135,9 @@ def log_call(
         actor=actor,
         account=account,
         kind=Activity.Kind.CALL,
-        subject=clean_text(subject or (f"Call with {who}" if who else "Call"), limit=SUBJECT_MAX_CHARS),
+        subject=clean_text(
+            subject or (f"Call with {who}" if who else "Call"), limit=SUBJECT_MAX_CHARS
+        ),
         body=clean_text(body, required=False),
         contact=contact,
         occurred_at=occurred_at,
@@ -203,7 +205,12 @@ def log_meeting(
 
 @transaction.atomic
 def raise_request(
-    *, actor: User, account: Account, subject: str, body: str = "", due_at: dt.datetime | None = None
+    *,
+    actor: User,
+    account: Account,
+    subject: str,
+    body: str = "",
+    due_at: dt.datetime | None = None,
 ) -> Activity:
     """A support request on `account`, open until someone resolves it (the support workflow)."""
     return log_activity(

@@ -40,8 +40,16 @@ def edit_activity(
     current = _locked(actor, activity)
     if current.author_id != actor.pk or current.kind not in EDITABLE_KINDS:
         raise PermissionDenied("Only its author can edit this.")
-    new_body = current.body if body is None else clean_text(body, required=current.kind in ("post", "comment"))
-    new_subject = current.subject if subject is None else clean_text(subject, required=False, limit=SUBJECT_MAX_CHARS)
+    new_body = (
+        current.body
+        if body is None
+        else clean_text(body, required=current.kind in ("post", "comment"))
+    )
+    new_subject = (
+        current.subject
+        if subject is None
+        else clean_text(subject, required=False, limit=SUBJECT_MAX_CHARS)
+    )
     if (new_body, new_subject) == (current.body, current.subject):
         return current
     now = timezone.now()

@@ -36,6 +36,7 @@
     const item = template.content.firstElementChild.cloneNode(true);
     const name = activity.author ? activity.author.display_name : "Tidings";
     item.dataset.activityId = String(activity.id);
+    item.id = "activity-" + activity.id;
     item.classList.add("kind-" + activity.kind);
     item.querySelector(".avatar").textContent = name.charAt(0).toUpperCase();
     item.querySelector(".kind-badge").textContent = activity.kind.charAt(0).toUpperCase() + activity.kind.slice(1);
@@ -69,11 +70,55 @@
     marker.textContent = "↑ " + waiting.length + " new " + (waiting.length === 1 ? "update" : "updates");
   }
 
+  function repliesOf(parentId) {
+    let holder = timeline.querySelector('[data-thread="' + parentId + '"] .replies');
+    const root = timeline.querySelector('#activity-' + parentId);
+    if (!holder && root) {
+      const li = document.createElement("li");
+      li.className = "thread-replies";
+      li.dataset.thread = String(parentId);
+      holder = document.createElement("ol");
+      holder.className = "replies";
+      li.appendChild(holder);
+      root.after(li);
+    }
+    return holder;
+  }
+
+  function updated(activity) {
+    const item = timeline.querySelector('[data-activity-id="' + activity.id + '"]');
+    if (!item) return;
+    const text = item.querySelector(".activity-text");
+    if (text) text.textContent = activity.body;
+    const subject = item.querySelector(".activity-subject");
+    if (subject) subject.textContent = activity.subject;
+    const meta = item.querySelector(".activity-meta");
+    if (activity.is_edited && meta && !meta.querySelector(".edited")) {
+      const link = document.createElement("a");
+      link.className = "muted edited";
+      link.href = "/activities/" + activity.id + "/history/";
+      link.textContent = "edited";
+      meta.appendChild(link);
+    }
+  }
+
+  function removed(data) {
+    const item = timeline.querySelector('[data-activity-id="' + data.id + '"]');
+    if (item) item.remove();
+    const thread = timeline.querySelector('[data-thread="' + data.id + '"]');
+    if (thread) thread.remove();
+  }
+
   function arrived(activity) {
     const id = String(activity.id);
     if (timeline.querySelector('[data-activity-id="' + id + '"]')) return;
     if (waiting.some(function (item) { return item.dataset.activityId === id; })) return;
     const item = build(activity);
+    if (activity.parent) {
+      const holder = repliesOf(activity.parent);
+      if (holder) { item.classList.add("reply"); holder.appendChild(item); }
+      return;
+    }
     if (isTopInView() || !marker) { show([item]); return; }
     waiting.push(item);
     updateMarker();
@@ -105,6 +150,8 @@
     if (frame.type === "subscribed") setStatus("online");
     if (frame.cursor) cursor = frame.cursor;
     if (frame.type === "activity.created") arrived(frame.data);
+    else if (frame.type === "activity.updated") updated(frame.data);
+    else if (frame.type === "activity.deleted") removed(frame.data);
     else if (frame.type === "presence.changed") showViewers(frame.data.viewers);
     else if (frame.type === "resync") window.location.reload();
   }

@@ -19,7 +19,14 @@ from tqdm import tqdm
 
 from crm import actions
 from crm.models import Account, Lead, Opportunity, Team, User
-from feed.actions import log_activity
+from feed.actions import (
+    add_comment,
+    create_task,
+    log_activity,
+    log_call,
+    log_meeting,
+    set_task_done,
+)
 from feed.models import Activity
 
 PEOPLE: list[dict[str, Any]] = [
@@ -165,7 +172,7 @@ POSTS = [
     "Renewal looks safe; they are asking about the analytics add-on.",
     "Budget freeze until next quarter according to {contact}. Keeping the thread warm.",
 ]
-CALL_OUTCOMES = ["connected", "left voicemail", "no answer", "connected"]
+CALL_OUTCOMES = ["connected", "left_voicemail", "no_answer", "connected"]
 REQUEST_SUBJECTS = [
     "Invoice shows the wrong VAT number",
     "SSO login fails for new users",
@@ -327,89 +334,108 @@ class Command(BaseCommand):
         contact: Any,
         rng: random.Random,
     ) -> None:
+        """One believable entry of history of `kind`, at `when`, through the feed's actions."""
         who = contact.full_name
         address = contact.emails.first().address
-        common: dict[str, Any] = {"account": account, "kind": kind, "occurred_at": when}
         if kind == "post":
             thread = log_activity(
-                actor=author, body=rng.choice(POSTS).format(contact=who), **common
+                actor=author,
+                account=account,
+                kind="post",
+                occurred_at=when,
+                body=rng.choice(POSTS).format(contact=who),
             )
             if rng.random() < 0.5:
-                log_activity(
-                    actor=owner,
-                    account=account,
-                    kind="comment",
-                    parent=thread,
-                    body="Thanks, I'll follow up this week.",
-                    occurred_at=when + dt.timedelta(hours=2),
+                reply = add_comment(
+                    actor=owner, parent=thread, body="Thanks, I'll follow up this week."
+                )
+                Activity.objects.filter(pk=reply.pk).update(
+                    occurred_at=when + dt.timedelta(hours=2)
                 )
         elif kind == "email":
             log_activity(
                 actor=None,
+                account=account,
+                kind="email",
+                occurred_at=when,
                 subject=f"Re: {account.name} proposal",
                 body=(
                     f"Hi {owner.first_name},\n\nThanks for the call. "
                     f"Could you send the updated terms?\n\n{who}"
                 ),
                 details={"direction": "inbound", "from": address, "to": [owner.email], "cc": []},
-                **common,
             )
         elif kind == "call":
-            log_activity(
+            log_call(
                 actor=author,
-                subject=f"Call with {who}",
+                account=account,
+                contact=contact,
+                occurred_at=when,
                 body="Discussed rollout timeline and next steps.",
-                details={
-                    "with": who,
-                    "duration_minutes": rng.randint(5, 45),
-                    "outcome": rng.choice(CALL_OUTCOMES),
-                },
-                **common,
+                duration_seconds=rng.randint(5, 45) * 60,
+                outcome=rng.choice(CALL_OUTCOMES),
             )
         elif kind == "meeting":
-            log_activity(
+            # Some meetings lie ahead, so the 360 page has upcoming ones.
+            starts = (
+                when
+                if rng.random() < 0.6
+                else timezone.now() + dt.timedelta(days=rng.randint(1, 14))
+            )
+            log_meeting(
                 actor=author,
+                account=account,
                 subject=f"{account.name} quarterly review",
                 body="Reviewed adoption numbers and the open support items.",
-                details={
-                    "starts_at": when.isoformat(),
-                    "attendees": [owner.username, who],
-                    "decisions": ["Pilot a second team"],
-                    "action_items": ["Send pilot plan"],
-                },
-                **common,
+                starts_at=starts,
+                ends_at=starts + dt.timedelta(hours=1),
+                users=[owner],
+                contacts=[contact],
+                decisions=["Pilot a second team"],
+                action_items=[
+                    {
+                        "subject": f"Send pilot plan to {who}",
+                        "assignee": owner,
+                        "due_at": starts + dt.timedelta(days=rng.randint(1, 20)),
+                    }
+                ],
             )
         elif kind == "task":
-            due = (when + dt.timedelta(days=rng.randint(1, 20))).date()
-            log_activity(
+            task = create_task(
                 actor=author,
-                subject=f"Send pilot plan to {who}",
-                body="",
-                details={
-                    "assignee": owner.username,
-                    "due": due.isoformat(),
-                    "done": rng.random() < 0.6,
-                },
-                **common,
+                account=account,
+                subject=f"Send the revised quote to {who}",
+                assignee=owner,
+                due_at=when + dt.timedelta(days=rng.randint(1, 20)),
+                contact=contact,
             )
+            Activity.objects.filter(pk=task.pk).update(occurred_at=when)
+            if rng.random() < 0.6:
+                set_task_done(actor=owner, task=task)
         elif kind == "request":
             log_activity(
                 actor=author,
+                account=account,
+                kind="request",
+                occurred_at=when,
                 subject=rng.choice(REQUEST_SUBJECTS),
                 body=f"Reported by {who}.",
-                details={
-                    "queue": "support",
-                    "status": rng.choice(["open", "in_progress", "resolved"]),
-                },
-                **common,
+                status=rng.choice(["open", "in_progress", "resolved"]),
+                due_at=when + dt.timedelta(days=2),
             )
         elif kind == "change":
             log_activity(
                 actor=owner,
+                account=account,
+                kind="change",
+                occurred_at=when,
                 subject="Opportunity stage changed",
-                body="",
-                details={"field": "stage", "old": "qualification", "new": "proposal"},
-                **common,
+                details={
+                    "field": "stage",
+                    "label": "Stage",
+                    "old": "Qualification",
+                    "new": "Proposal",
+                },
             )
 
     def _leads(self, admin: User) -> int:
