@@ -58,6 +58,19 @@ api_v1 = [
         feed_api.ActivityFollowView.as_view(),
         name="api-activity-follow",
     ),
+    path(
+        "accounts/<int:account_id>/merge/",
+        feed_api.AccountMergeView.as_view(),
+        name="api-account-merge",
+    ),
+    path(
+        "activities/<int:activity_id>/move/",
+        feed_api.ActivityMoveView.as_view(),
+        name="api-activity-move",
+    ),
+    path(
+        "leads/<int:lead_id>/convert/", feed_api.LeadConvertView.as_view(), name="api-lead-convert"
+    ),
     path("feed/", feed_api.HomeFeedView.as_view(), name="api-feed"),
     path("search/", feed_api.SearchView.as_view(), name="api-search"),
 ]

@@ -14,6 +14,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
+from crm import changes as record_changes
 from crm.models import (
     Account,
     AccountDomain,
@@ -127,9 +128,11 @@ def update_account(*, actor: User, account: Account, **changes: Any) -> list[str
         actor.is_admin or actor.pk == account.owner_id or actor.role == User.Role.MANAGER
     ):
         raise PermissionDenied("Only the owner, a manager or an administrator may reassign it.")
+    before = record_changes.snapshot(account)
     changed = _apply(account, ACCOUNT_FIELDS, changes)
     if changed:
         account.save(update_fields=[*changed, "updated_at"])
+        record_changes.announce(actor=actor, account=account, record=account, before=before)
     if {"owner", "team"} & set(changed):
         _access_narrowed(None)
     return changed
@@ -252,9 +255,13 @@ def create_opportunity(
 @transaction.atomic
 def update_opportunity(*, actor: User, opportunity: Opportunity, **changes: Any) -> list[str]:
     get_visible_account(actor, opportunity.account_id)
+    before = record_changes.snapshot(opportunity)
     changed = _apply(opportunity, OPPORTUNITY_FIELDS, changes)
     if changed:
         opportunity.save(update_fields=[*changed, "updated_at"])
+        record_changes.announce(
+            actor=actor, account=opportunity.account, record=opportunity, before=before
+        )
     return changed
 
 

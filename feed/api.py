@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from drf_spectacular.utils import (
     OpenApiParameter,
     PolymorphicProxySerializer,
@@ -13,12 +14,13 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm.models import Account, Contact, User
+from crm.models import Account, Contact, Lead, User
 from crm.serializers import AccountListSerializer, ContactSerializer
 from crm.visibility import get_visible_account
 from feed import actions
@@ -38,6 +40,7 @@ from feed.serializers import (
     ActivityCreatedSerializer,
     ActivitySerializer,
     CommentSerializer,
+    LeadConversionSerializer,
     NewActivitySerializer,
     PersonSerializer,
     RevisionSerializer,
@@ -430,3 +433,75 @@ class MentionSuggestionsView(APIView):
         account = get_visible_account(request.user, account_id)
         people = mention_suggestions(request.user, account, request.query_params.get("q", ""))
         return Response(PersonSerializer(people, many=True).data)
+
+
+class AccountMergeView(APIView):
+    """Merge another account into this one (managers and administrators)."""
+
+    @extend_schema(
+        request=inline_serializer("MergeRequest", {"from": serializers.IntegerField()}),
+        responses=AccountListSerializer,
+    )
+    def post(self, request: Request, account_id: int) -> Response:
+        survivor = get_visible_account(request.user, account_id)
+        loser_id = _json_object(request).get("from")
+        if not isinstance(loser_id, int) or isinstance(loser_id, bool):
+            raise ApiValidationError({"from": "The id of the account to merge into this one."})
+        loser = get_visible_account(request.user, loser_id)
+        try:
+            merged = actions.merge_accounts(actor=_me(request), survivor=survivor, loser=loser)
+        except ValidationError as error:
+            raise _bad_request(error) from None
+        return Response(AccountListSerializer(merged).data)
+
+
+class ActivityMoveView(APIView):
+    """Move a misrouted activity, with its thread, to another account."""
+
+    @extend_schema(
+        request=inline_serializer("MoveRequest", {"account": serializers.IntegerField()}),
+        responses=ActivitySerializer,
+    )
+    def post(self, request: Request, activity_id: int) -> Response:
+        activity = get_visible_activity(request.user, activity_id)
+        target_id = _json_object(request).get("account")
+        if not isinstance(target_id, int) or isinstance(target_id, bool):
+            raise ApiValidationError({"account": "The id of the account to move it to."})
+        target = get_visible_account(request.user, target_id)
+        try:
+            moved = actions.move_activity(actor=_me(request), activity=activity, to_account=target)
+        except ValidationError as error:
+            raise _bad_request(error) from None
+        return Response(ActivitySerializer(moved).data)
+
+
+class LeadConvertView(APIView):
+    """Turn a lead into Account + Contact + Opportunity in one step."""
+
+    @extend_schema(
+        request=inline_serializer(
+            "ConvertRequest",
+            {
+                "opportunity_name": serializers.CharField(required=False),
+                "amount": serializers.DecimalField(max_digits=14, decimal_places=2, required=False),
+            },
+        ),
+        responses={201: AccountListSerializer},
+    )
+    def post(self, request: Request, lead_id: int) -> Response:
+        me = _me(request)
+        leads = (
+            Lead.objects.all()
+            if me.is_admin
+            else Lead.objects.filter(Q(owner=me) | Q(owner__isnull=True))
+        )
+        lead = leads.filter(pk=lead_id).first()
+        if lead is None:
+            raise NotFound()
+        incoming = LeadConversionSerializer(data=_json_object(request))
+        incoming.is_valid(raise_exception=True)
+        try:
+            account = actions.convert_lead(actor=me, lead=lead, **incoming.validated_data)
+        except ValidationError as error:
+            raise _bad_request(error) from None
+        return Response(AccountListSerializer(account).data, status=status.HTTP_201_CREATED)

@@ -58,6 +58,15 @@ def activity_deleted(activity: Activity) -> None:
     )
 
 
+def account_merged(*, loser_id: int, survivor_id: int) -> None:
+    """Subscribers of the merged-away account learn where its history went."""
+    record_event(
+        stream=account_stream(loser_id),
+        type="account.merged",
+        data={"account": loser_id, "merged_into": survivor_id},
+    )
+
+
 def follow_changed(*, user_id: int, account_id: int, is_following: bool) -> None:
     """To the user's own home streams, which then read their sources again."""
     record_event(

@@ -7,6 +7,7 @@ number of queries.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
@@ -207,3 +208,10 @@ class RevisionSerializer(serializers.Serializer[Any]):
     subject = serializers.CharField()
     body = serializers.CharField()
     edited_at = serializers.DateTimeField()
+
+
+class LeadConversionSerializer(serializers.Serializer[Any]):
+    opportunity_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    amount = serializers.DecimalField(
+        max_digits=14, decimal_places=2, min_value=Decimal(0), required=False
+    )

@@ -45,7 +45,15 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def account_detail(request: HttpRequest, account_id: int) -> HttpResponse:
-    """The 360 page: key facts, contacts, opportunities, open work, followers, the timeline."""
+    """The 360 page: key facts, contacts, opportunities, open work, followers, the timeline.
+
+    A merged-away account redirects to the account it was merged into (when that one is visible).
+    """
+    merged = Account.objects.filter(pk=account_id, merged_into__isnull=False).first()
+    if merged is not None and merged.merged_into_id is not None:
+        survivor = get_visible_account(request.user, merged.merged_into_id)
+        messages.info(request, f"{merged.name} was merged into {survivor.name}.")
+        return redirect("account-detail", account_id=survivor.pk)
     account = account_summary(request.user, account_id)
     kind = request.GET.get("kind") or None
     if kind not in (None, *Activity.Kind.values):

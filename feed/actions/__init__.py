@@ -12,6 +12,7 @@ from feed.actions.activities import (
 )
 from feed.actions.changes import delete_activity, edit_activity, set_reaction, set_task_done
 from feed.actions.follows import follow_account, unfollow_account
+from feed.actions.history import convert_lead, merge_accounts, move_activity, record_field_changes
 from feed.actions.threads import (
     add_comment,
     clear_thread_subscription,
@@ -23,6 +24,7 @@ __all__ = [
     "add_comment",
     "clean_text",
     "clear_thread_subscription",
+    "convert_lead",
     "create_task",
     "delete_activity",
     "edit_activity",
@@ -30,8 +32,11 @@ __all__ = [
     "log_activity",
     "log_call",
     "log_meeting",
+    "merge_accounts",
+    "move_activity",
     "post_activity",
     "raise_request",
+    "record_field_changes",
     "set_reaction",
     "set_task_done",
     "set_thread_subscription",
