@@ -132,9 +132,12 @@ def update_account(*, actor: User, account: Account, **changes: Any) -> list[str
     changed = _apply(account, ACCOUNT_FIELDS, changes)
     if changed:
         account.save(update_fields=[*changed, "updated_at"])
-        record_changes.announce(actor=actor, account=account, record=account, before=before)
     if {"owner", "team"} & set(changed):
+        # Registered first, so published first: sockets re-check before the change entry
+        # (committed together with the new owner) can reach anyone who just lost the account.
         _access_narrowed(None)
+    if changed:
+        record_changes.announce(actor=actor, account=account, record=account, before=before)
     return changed
 
 
