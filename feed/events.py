@@ -31,10 +31,20 @@ def notifications_stream(user_id: int) -> str:
     return f"notifications:{user_id}"
 
 
+def thread_topic(activity: Activity) -> str:
+    """Every event of a thread (its root and replies) also goes to the thread's followers."""
+    return f"thread:{activity.parent_id or activity.pk}"
+
+
 def activity_created(activity: Activity) -> None:
     """To the account's followers and viewers; and to the author's team's managers."""
     data = activity_data(activity)
-    record_event(stream=account_stream(activity.account_id), type=ACTIVITY_CREATED, data=data)
+    record_event(
+        stream=account_stream(activity.account_id),
+        type=ACTIVITY_CREATED,
+        data=data,
+        topic=thread_topic(activity),
+    )
     team_id = activity.author.team_id if activity.author is not None else None
     if team_id is not None:
         record_event(stream=team_stream(team_id), type=ACTIVITY_CREATED, data=data)
@@ -46,6 +56,7 @@ def activity_updated(activity: Activity) -> None:
         stream=account_stream(activity.account_id),
         type=ACTIVITY_UPDATED,
         data=activity_data(activity),
+        topic=thread_topic(activity),
     )
 
 
@@ -55,6 +66,7 @@ def activity_deleted(activity: Activity) -> None:
         stream=account_stream(activity.account_id),
         type=ACTIVITY_DELETED,
         data={"id": activity.pk, "account": activity.account_id, "parent": activity.parent_id},
+        topic=thread_topic(activity),
     )
 
 
@@ -67,10 +79,11 @@ def account_merged(*, loser_id: int, survivor_id: int) -> None:
     )
 
 
-def follow_changed(*, user_id: int, account_id: int, is_following: bool) -> None:
+def follow_changed(
+    *, user_id: int, account_id: int, is_following: bool, thread_id: int | None = None
+) -> None:
     """To the user's own home streams, which then read their sources again."""
-    record_event(
-        stream=user_stream(user_id),
-        type=FOLLOW_CHANGED,
-        data={"account": account_id, "following": is_following},
-    )
+    data: dict[str, object] = {"account": account_id, "following": is_following}
+    if thread_id is not None:
+        data["thread"] = thread_id
+    record_event(stream=user_stream(user_id), type=FOLLOW_CHANGED, data=data)

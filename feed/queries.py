@@ -237,3 +237,19 @@ def account_overview(user: Any, account: Account, *, limit: int = 10) -> Overvie
             User.objects.filter(pk__in=followers.values("pk")).order_by("first_name", "username")
         ),
     )
+
+
+def followed_thread_ids(user: Any) -> set[int]:
+    """Threads `user` follows (not muted) on accounts they can see."""
+    subscriptions = ThreadSubscription.objects.filter(
+        user_id=user.pk, is_muted=False, thread__account__in=visible_accounts(user)
+    )
+    return set(subscriptions.values_list("thread_id", flat=True))
+
+
+def muted_thread_ids(user: Any) -> set[int]:
+    return set(
+        ThreadSubscription.objects.filter(user_id=user.pk, is_muted=True).values_list(
+            "thread_id", flat=True
+        )
+    )

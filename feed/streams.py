@@ -3,8 +3,10 @@
 | client stream   | who may subscribe              | outbox streams it reads                   |
 |-----------------|--------------------------------|-------------------------------------------|
 | `account:<id>`  | whoever can see the account    | `account:<id>`                            |
-| `home`          | any user                       | `account:<id>` of each followed account   |
-|                 |                                | and `user:<own id>` (follow changes)      |
+| `home`          | any user                       | `account:<id>` of each followed account,  |
+|                 |                                | `thread:<id>` of each followed thread,    |
+|                 |                                | `user:<own id>` (follow changes); muted   |
+|                 |                                | threads left out                          |
 | `team:<id>`     | the team's managers and admins | `team:<id>` (activity by its members)     |
 | `notifications` | any user (their own)           | `notifications:<own id>`                  |
 """
@@ -16,7 +18,7 @@ from typing import Any
 from crm.models import Team
 from crm.visibility import can_see_account
 from feed import events
-from feed.queries import followed_account_ids
+from feed.queries import followed_account_ids, followed_thread_ids, muted_thread_ids
 from realtime.outbox import streams_head
 from realtime.streams import StreamKind, register
 
@@ -31,7 +33,12 @@ def _account_sources(user: Any, account_id: int | None) -> frozenset[str]:
 
 def _home_sources(user: Any, arg: int | None) -> frozenset[str]:
     followed = {events.account_stream(pk) for pk in followed_account_ids(user)}
-    return frozenset({*followed, events.user_stream(user.pk)})
+    threads = {f"thread:{pk}" for pk in followed_thread_ids(user)}
+    return frozenset({*followed, *threads, events.user_stream(user.pk)})
+
+
+def _home_skips(user: Any, arg: int | None) -> frozenset[str]:
+    return frozenset(f"thread:{pk}" for pk in muted_thread_ids(user))
 
 
 def can_watch_team(user: Any, team_id: int | None) -> bool:
@@ -58,6 +65,7 @@ def register_streams() -> None:
             takes_arg=False,
             can_see=lambda user, _: _is_active_user(user),
             sources=_home_sources,
+            skips=_home_skips,
             refresh_on=frozenset({events.FOLLOW_CHANGED}),
         )
     )

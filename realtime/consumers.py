@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,8 @@ from django.conf import settings
 from realtime import channel, outbox, presence, streams
 from realtime.auth import CLOSE_UNAUTHENTICATED, connection_is_valid
 from realtime.hub import Hub, get_hub
+
+log = logging.getLogger(__name__)
 
 MAX_FRAME_CHARS = 4096
 MAX_SUBSCRIPTIONS = 100
@@ -80,6 +83,7 @@ class Subscription:
     arg: int | None
     last: int = 0
     sources: frozenset[str] = field(default_factory=frozenset)
+    skips: frozenset[str] = field(default_factory=frozenset)
     checked_at: float = field(default_factory=time.monotonic)
     # Opted in with `"presence": true`: counted as a viewer and told who else is viewing.
     has_presence: bool = False
@@ -154,14 +158,26 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def _pump(self) -> None:
         while True:
             event = await self.queue.get()
-            async with self.lock:
-                if "presence" in event:
-                    await self._on_presence(event)
-                    continue
-                if "access" in event:
-                    await self._recheck_all()
-                    continue
-                for sub in [s for s in self.subscriptions.values() if event["stream"] in s.sources]:
+            try:
+                await self._handle(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # One bad event (or a database hiccup) must not end this connection's delivery:
+                # the client is told to reload, which re-reads everything from the outbox.
+                log.exception("could not deliver event %s", event.get("id"))
+                for sub in list(self.subscriptions.values()):
+                    await self._resync(sub)
+
+    async def _handle(self, event: dict[str, Any]) -> None:
+        async with self.lock:
+            if "presence" in event:
+                await self._on_presence(event)
+            elif "access" in event:
+                await self._recheck_all()
+            else:
+                keys = {event["stream"], event.get("topic") or event["stream"]}
+                for sub in [s for s in self.subscriptions.values() if keys & s.sources]:
                     await self._on_event(sub, event)
 
     async def _recheck_all(self) -> None:
@@ -180,11 +196,15 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def _on_event(self, sub: Subscription, event: dict[str, Any]) -> None:
         if event["id"] <= sub.last or self.subscriptions.get(sub.name) is not sub:
             return  # already delivered by catch-up, or unsubscribed meanwhile
-        if not await self._still_allowed(sub):
-            return
+        if event.get("topic") and event["topic"] in sub.skips:
+            return  # a muted thread
+        if not await self._still_allowed(sub) or event["id"] <= sub.last:
+            return  # access lost, or the re-check's catch-up delivered it already
         await self._deliver(sub, event)
-        if event["type"] in sub.kind.refresh_on:
-            await self._refresh_sources(sub)
+        if event["type"] in sub.kind.refresh_on and await self._refresh_sources(sub):
+            # Events of the new sources may have passed the hub while the sources were being
+            # read; the outbox has them, in order with everything else after this event.
+            await self._catch_up(sub)
 
     # --- client -> server -------------------------------------------------------------------
 
@@ -289,7 +309,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def _catch_up(self, sub: Subscription) -> None:
         limit = settings.TIDINGS_CATCHUP_LIMIT
         events = await database_sync_to_async(outbox.events_after)(
-            set(sub.sources), sub.last, limit + 1
+            set(sub.sources), sub.last, limit + 1, sub.skips
         )
         if len(events) > limit:
             await self._resync(sub)
@@ -314,15 +334,19 @@ class StreamConsumer(AsyncWebsocketConsumer):
             )
         await self.send(text_data=frame)
 
-    async def _refresh_sources(self, sub: Subscription) -> None:
+    async def _refresh_sources(self, sub: Subscription) -> bool:
+        """Read the subscription's sources again; True when some were added."""
         sources = await database_sync_to_async(sub.kind.sources)(self.scope["user"], sub.arg)
+        sub.skips = await database_sync_to_async(sub.kind.skips)(self.scope["user"], sub.arg)
         assert self.hub is not None  # noqa: S101 - set in connect() before any message is read
         for source in sub.sources - sources:
             if not any(source in s.sources for s in self.subscriptions.values() if s is not sub):
                 self.hub.ignore(source, self)
-        for source in sources - sub.sources:
+        added = sources - sub.sources
+        for source in added:
             self.hub.listen(source, self)
         sub.sources = sources
+        return bool(added)
 
     async def _still_allowed(self, sub: Subscription) -> bool:
         now = time.monotonic()
@@ -338,8 +362,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
             self._forget(sub.name)
             await self.send_error("not_found", "No such stream.", stream=sub.name)
             return False
-        await self._refresh_sources(sub)
-        return True
+        if await self._refresh_sources(sub):
+            await self._catch_up(sub)  # a newly followed account: its events since the cursor
+        return self.subscriptions.get(sub.name) is sub
 
     async def _resync(self, sub: Subscription) -> None:
         self._forget(sub.name)

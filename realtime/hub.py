@@ -188,7 +188,10 @@ class Hub:
 
     def _dispatch(self, event: dict[str, Any]) -> None:
         self.watermark = event["id"]
-        for listener in tuple(self.index.get(event["stream"], ())):
+        listeners = set(self.index.get(event["stream"], ()))
+        if event.get("topic"):
+            listeners.update(self.index.get(event["topic"], ()))
+        for listener in listeners:
             listener.offer(event)
 
 

@@ -14,6 +14,8 @@ from django.db import models
 class Event(models.Model):
     id = models.BigAutoField(primary_key=True)
     stream = models.CharField(max_length=64)
+    # A second stream the event also belongs to (a thread, for the followers of that thread).
+    topic = models.CharField(max_length=64, blank=True, default="")
     # The id of the event committed just before this one, on any stream: a hub that has not
     # seen `prev` knows a live message went missing (realtime/hub.py).
     prev_id = models.BigIntegerField(null=True, blank=True)
@@ -22,7 +24,10 @@ class Event(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["stream", "id"], name="realtime_event_stream_id")]
+        indexes = [
+            models.Index(fields=["stream", "id"], name="realtime_event_stream_id"),
+            models.Index(fields=["topic", "id"], name="realtime_event_topic_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.stream}#{self.id} {self.type}"
@@ -32,6 +37,7 @@ class Event(models.Model):
             "id": self.id,
             "prev": self.prev_id,
             "stream": self.stream,
+            "topic": self.topic,
             "type": self.type,
             "data": self.data,
         }

@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 
 from realtime.channel import publish_message
 from realtime.models import Event
@@ -30,7 +30,7 @@ def _lock_sequencer() -> None:
     # serialises every writer from its first statement to its commit.
 
 
-def record_event(*, stream: str, type: str, data: dict[str, Any]) -> Event:
+def record_event(*, stream: str, type: str, data: dict[str, Any], topic: str = "") -> Event:
     """Append an event to `stream`; it is published to live subscribers once the caller commits.
 
     Must be called inside the transaction that makes the change the event describes.
@@ -41,7 +41,7 @@ def record_event(*, stream: str, type: str, data: dict[str, Any]) -> Event:
     # Under the lock, the newest id is the event committed just before this one: the chain
     # every hub follows to notice a lost message.
     prev_id = newest_event_id() or None
-    event = Event.objects.create(stream=stream, prev_id=prev_id, type=type, data=data)
+    event = Event.objects.create(stream=stream, topic=topic, prev_id=prev_id, type=type, data=data)
     transaction.on_commit(partial(publish_message, event.as_message()))
     return event
 
@@ -50,14 +50,21 @@ def streams_head(streams: set[str]) -> int:
     """The newest cursor among `streams` (0 when none has an event)."""
     if not streams:
         return 0
-    return Event.objects.filter(stream__in=streams).aggregate(last=Max("id"))["last"] or 0
+    events = Event.objects.filter(Q(stream__in=streams) | Q(topic__in=streams))
+    return events.aggregate(last=Max("id"))["last"] or 0
 
 
-def events_after(streams: set[str], cursor: int, limit: int) -> list[Event]:
-    """Committed events of any of `streams` after `cursor`, in commit order."""
+def events_after(
+    streams: set[str], cursor: int, limit: int, skip_topics: frozenset[str] = frozenset()
+) -> list[Event]:
+    """Committed events of any of `streams` (as stream or topic) after `cursor`, in commit order,
+    leaving out those of `skip_topics`."""
     if not streams:
         return []
-    return list(Event.objects.filter(stream__in=streams, id__gt=cursor).order_by("id")[:limit])
+    events = Event.objects.filter(Q(stream__in=streams) | Q(topic__in=streams), id__gt=cursor)
+    if skip_topics:
+        events = events.exclude(topic__in=skip_topics)
+    return list(events.order_by("id")[:limit])
 
 
 def events_after_global(cursor: int, limit: int) -> list[Event]:

@@ -29,6 +29,8 @@ class StreamKind:
     refresh_on: frozenset[str] = frozenset()
     # Whether subscribers are told who else has the stream open (`presence.changed`).
     has_presence: bool = False
+    # skips(user, arg) -> topics whose events this subscription leaves out (muted threads).
+    skips: Callable[[Any, int | None], frozenset[str]] = lambda user, arg: frozenset()
 
 
 _KINDS: dict[str, StreamKind] = {}

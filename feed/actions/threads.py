@@ -7,6 +7,7 @@ from django.db import transaction
 
 from crm.models import User
 from crm.visibility import AccountNotFound, get_visible_account
+from feed import events
 from feed.actions.activities import clean_text, log_activity
 from feed.models import Activity, ThreadSubscription
 
@@ -34,8 +35,16 @@ def add_comment(*, actor: User, parent: Activity, body: str) -> Activity:
         body=clean_text(body),
         parent=root,
     )
-    ThreadSubscription.objects.get_or_create(user=actor, thread=root)
+    _, created = ThreadSubscription.objects.get_or_create(user=actor, thread=root)
+    if created:
+        _announce(actor, root, is_following=True)
     return comment
+
+
+def _announce(user: User, root: Activity, *, is_following: bool) -> None:
+    events.follow_changed(
+        user_id=user.pk, account_id=root.account_id, is_following=is_following, thread_id=root.pk
+    )
 
 
 @transaction.atomic
@@ -46,10 +55,13 @@ def set_thread_subscription(*, user: User, thread: Activity, is_muted: bool) -> 
     subscription, _ = ThreadSubscription.objects.update_or_create(
         user=user, thread=root, defaults={"is_muted": is_muted}
     )
+    _announce(user, root, is_following=not is_muted)
     return subscription
 
 
 @transaction.atomic
 def clear_thread_subscription(*, user: User, thread: Activity) -> None:
     get_visible_account(user, thread.account_id)
-    ThreadSubscription.objects.filter(user=user, thread=thread_root(thread)).delete()
+    root = thread_root(thread)
+    if ThreadSubscription.objects.filter(user=user, thread=root).delete()[0]:
+        _announce(user, root, is_following=False)

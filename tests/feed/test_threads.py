@@ -49,15 +49,22 @@ def test_timeline_with_threads_runs_a_fixed_number_of_queries(cast: Cast) -> Non
     assert len(few) == len(many) <= 3
 
 
-def test_comment_sends_one_event_to_the_account_stream(cast: Cast) -> None:
+def test_comment_goes_to_account_thread_team_and_the_authors_home(cast: Cast) -> None:
     root = post_activity(author=cast.owner, account=cast.account, body="Renewal?")
     last = newest()
     add_comment(actor=cast.teammate, parent=root, body="Yes")
-    stream = f"account:{cast.account.pk}"
-    assert events_since(last) == [
-        (stream, "activity.created"),
-        (f"team:{cast.east.pk}", "activity.created"),
+    sent = list(
+        Event.objects.filter(id__gt=last).order_by("id").values_list("stream", "topic", "type")
+    )
+    assert sent == [
+        (f"account:{cast.account.pk}", f"thread:{root.pk}", "activity.created"),
+        (f"team:{cast.east.pk}", "", "activity.created"),
+        (f"user:{cast.teammate.pk}", "", "follow.changed"),
     ]
+    add_comment(actor=cast.teammate, parent=root, body="Again")
+    assert [
+        t for _, _, t in Event.objects.filter(id__gt=last).values_list("stream", "topic", "type")
+    ].count("follow.changed") == 1  # the author follows the thread once
 
 
 def test_edit_keeps_revisions_for_readers(cast: Cast) -> None:

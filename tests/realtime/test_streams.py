@@ -129,3 +129,33 @@ async def test_logging_out_closes_the_socket(cast: Cast, monkeypatch: pytest.Mon
     await post(author=cast.teammate, account=cast.account, body="after logout")
     message = await comm.receive_output(timeout=2)
     assert message == {"type": "websocket.close", "code": 4401}
+
+
+async def test_home_carries_followed_threads_and_leaves_out_muted_ones(cast: Cast) -> None:
+    from feed.actions import add_comment, set_thread_subscription
+
+    root = await post(author=cast.owner, account=cast.account, body="a thread")
+    support = await socket_for(cast.support)  # carol follows no account
+    await subscribe(support, "home")
+    await database_sync_to_async(set_thread_subscription)(
+        user=cast.support, thread=root, is_muted=False
+    )
+    assert (await support.receive_json_from(timeout=2))["type"] == "follow.changed"
+    reply = await database_sync_to_async(add_comment)(
+        actor=cast.teammate, parent=root, body="reply"
+    )
+    frame = await support.receive_json_from(timeout=2)
+    assert (frame["stream"], frame["data"]["id"]) == ("home", reply.pk)
+
+    owner = await socket_for(cast.owner)  # alice follows the account as its owner
+    await subscribe(owner, "home")
+    await database_sync_to_async(set_thread_subscription)(
+        user=cast.owner, thread=root, is_muted=True
+    )
+    assert (await owner.receive_json_from(timeout=2))["type"] == "follow.changed"
+    await database_sync_to_async(add_comment)(actor=cast.teammate, parent=root, body="noise")
+    assert await owner.receive_nothing(timeout=0.3)
+    other = await post(author=cast.teammate, account=cast.account, body="not muted")
+    assert (await owner.receive_json_from(timeout=2))["data"]["id"] == other.pk
+    await support.disconnect()
+    await owner.disconnect()
