@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
