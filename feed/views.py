@@ -31,16 +31,20 @@ from feed.queries import (
     home_feed,
     is_following,
 )
-from feed.streams import account_stream_cursor
+from feed.streams import account_stream_cursor, home_stream_cursor
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
+    """The home feed, live: the page subscribes to `home` from the cursor read before the query."""
+    cursor = home_stream_cursor(request.user)
+    before = request.GET.get("before")
     try:
-        page = home_feed(request.user, before=request.GET.get("before"))
+        page = home_feed(request.user, before=before)
     except ValidationError:
-        page = home_feed(request.user)
-    return render(request, "feed/home.html", {"timeline": page})
+        page, before = home_feed(request.user), None
+    context = {"timeline": page, "cursor": cursor, "is_first_page": not before}
+    return render(request, "feed/home.html", context)
 
 
 @login_required

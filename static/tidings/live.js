@@ -114,7 +114,7 @@
     if (timeline.querySelector('[data-activity-id="' + id + '"]')) return;
     if (waiting.some(function (item) { return item.dataset.activityId === id; })) return;
     const item = build(activity);
-    if (activity.parent) {
+    if (activity.parent && !timeline.dataset.flat) {
       const holder = repliesOf(activity.parent);
       if (holder) { item.classList.add("reply"); holder.appendChild(item); }
       return;
