@@ -98,6 +98,7 @@ def create_task(
     body: str = "",
     contact: Contact | None = None,
     details: dict[str, Any] | None = None,
+    occurred_at: dt.datetime | None = None,
 ) -> Activity:
     """A task on `account`, assigned to `assignee` (the actor when None)."""
     assignee = assignee or actor
@@ -112,6 +113,7 @@ def create_task(
         due_at=due_at,
         contact=contact,
         details=details,
+        occurred_at=occurred_at,
     )
 
 
@@ -171,6 +173,9 @@ def log_meeting(
     for contact in contacts:
         if contact.account_id != account.pk:
             raise ValidationError(f"{contact.full_name} is a contact of another account.")
+    # A meeting logged ahead of time takes its place in the timeline when it is logged; the
+    # schedule itself is `starts_at`. One logged afterwards sits where it happened.
+    occurred_at = min(starts_at, timezone.now())
     shown = [{"user": u.pk, "name": u.display_name} for u in users]
     shown += [{"contact": c.pk, "name": c.full_name} for c in contacts]
     meeting = log_activity(
@@ -179,7 +184,7 @@ def log_meeting(
         kind=Activity.Kind.MEETING,
         subject=clean_text(subject, limit=SUBJECT_MAX_CHARS),
         body=clean_text(body, required=False),
-        occurred_at=starts_at,
+        occurred_at=occurred_at,
         starts_at=starts_at,
         ends_at=ends_at,
         details={
@@ -199,6 +204,7 @@ def log_meeting(
             assignee=item.get("assignee"),
             due_at=item.get("due_at"),
             details={"meeting": meeting.pk},
+            occurred_at=occurred_at,
         )
     return meeting
 

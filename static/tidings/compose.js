@@ -92,7 +92,11 @@
     textarea.addEventListener("input", function () {
       const at = mentionAt(textarea);
       if (at) {
-        suggest(textarea.dataset.account, at.prefix).then(function (people) { openMenu(textarea, people, at); });
+        suggest(textarea.dataset.account, at.prefix).then(function (people) {
+          // Answers come back in any order: show only the one for what is typed now.
+          const now = mentionAt(textarea);
+          if (now && now.prefix === at.prefix) openMenu(textarea, people, at);
+        });
       } else {
         closeMenu(textarea);
       }
