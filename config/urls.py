@@ -17,7 +17,12 @@ api_v1 = [
     path("auth/token/", obtain_auth_token, name="api-token"),
     path("realtime/ticket/", realtime_api.TicketView.as_view(), name="api-realtime-ticket"),
     path("accounts/", crm_api.AccountListView.as_view(), name="api-accounts"),
-    path("accounts/<int:account_id>/", crm_api.AccountDetailView.as_view(), name="api-account"),
+    path("accounts/<int:account_id>/", crm_api.AccountChangeView.as_view(), name="api-account"),
+    path(
+        "opportunities/<int:opportunity_id>/",
+        crm_api.OpportunityView.as_view(),
+        name="api-opportunity",
+    ),
     path(
         "accounts/<int:account_id>/activities/",
         feed_api.AccountActivitiesView.as_view(),

@@ -1,15 +1,28 @@
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import PermissionDenied as ApiPermissionDenied
+from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm.models import Account
+from crm import actions
+from crm.models import Account, Opportunity, User
 from crm.queries import account_summary, search_accounts
-from crm.serializers import AccountDetailSerializer, AccountListSerializer
+from crm.serializers import (
+    AccountDetailSerializer,
+    AccountListSerializer,
+    OpportunitySerializer,
+)
+from crm.visibility import AccountNotFound, get_visible_account, visible_accounts
 
 
 class AccountPagination(CursorPagination):
@@ -37,3 +50,83 @@ class AccountDetailView(APIView):
     @extend_schema(responses=AccountDetailSerializer)
     def get(self, request: Request, account_id: int) -> Response:
         return Response(AccountDetailSerializer(account_summary(request.user, account_id)).data)
+
+
+class OpportunityChangeSerializer(serializers.Serializer[Any]):
+    """What a client may change on an opportunity; stage, amount, close date and owner are tracked
+    into the account's timeline."""
+
+    name = serializers.CharField(max_length=200, required=False)
+    stage = serializers.ChoiceField(choices=Opportunity.Stage.choices, required=False)
+    forecast_category = serializers.ChoiceField(
+        choices=Opportunity.Forecast.choices, required=False
+    )
+    probability = serializers.IntegerField(min_value=0, max_value=100, required=False)
+    amount = serializers.DecimalField(
+        max_digits=14, decimal_places=2, min_value=Decimal(0), required=False
+    )
+    close_date = serializers.DateField(required=False)
+    owner = serializers.CharField(required=False, help_text="Username")
+
+
+class AccountChangeSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=200, required=False)
+    industry = serializers.CharField(max_length=80, required=False, allow_blank=True)
+    region = serializers.CharField(max_length=80, required=False, allow_blank=True)
+    owner = serializers.CharField(required=False, help_text="Username")
+
+
+def _owner(data: dict[str, Any]) -> dict[str, Any]:
+    if "owner" in data:
+        owner = User.objects.filter(username=data["owner"], is_active=True).first()
+        if owner is None:
+            raise ApiValidationError({"owner": f"No active user is called {data['owner']!r}."})
+        data = {**data, "owner": owner}
+    return data
+
+
+def _apply(change: Any, **kwargs: Any) -> None:
+    try:
+        change(**kwargs)
+    except ValidationError as error:
+        raise ApiValidationError({"detail": error.messages}) from None
+    except PermissionDenied as error:
+        raise ApiPermissionDenied(str(error)) from None
+
+
+class AccountChangeView(AccountDetailView):
+    @extend_schema(request=AccountChangeSerializer, responses=AccountDetailSerializer)
+    def patch(self, request: Request, account_id: int) -> Response:
+        account = get_visible_account(request.user, account_id)
+        incoming = AccountChangeSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        changes = _owner(dict(incoming.validated_data))
+        _apply(actions.update_account, actor=request.user, account=account, **changes)
+        return Response(AccountDetailSerializer(account_summary(request.user, account.pk)).data)
+
+
+class OpportunityView(APIView):
+    """One opportunity (GET) and changes to it (PATCH)."""
+
+    def _get(self, request: Request, opportunity_id: int) -> Opportunity:
+        opportunity = (
+            Opportunity.objects.select_related("owner", "account")
+            .filter(pk=opportunity_id, account__in=visible_accounts(request.user))
+            .first()
+        )
+        if opportunity is None:
+            raise AccountNotFound()
+        return opportunity
+
+    @extend_schema(responses=OpportunitySerializer)
+    def get(self, request: Request, opportunity_id: int) -> Response:
+        return Response(OpportunitySerializer(self._get(request, opportunity_id)).data)
+
+    @extend_schema(request=OpportunityChangeSerializer, responses=OpportunitySerializer)
+    def patch(self, request: Request, opportunity_id: int) -> Response:
+        opportunity = self._get(request, opportunity_id)
+        incoming = OpportunityChangeSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        changes = _owner(dict(incoming.validated_data))
+        _apply(actions.update_opportunity, actor=request.user, opportunity=opportunity, **changes)
+        return Response(OpportunitySerializer(opportunity).data)

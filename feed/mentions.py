@@ -25,7 +25,18 @@ def mention_warnings(text: str, account: Account) -> list[dict[str, Any]]:
         return []
     warnings = []
     insiders = set(people_who_can_see(account).values_list("pk", flat=True))
-    for user in User.objects.filter(username__in=names, is_active=True).order_by("username"):
+    people = list(User.objects.filter(username__in=names, is_active=True).order_by("username"))
+    known = {person.username.lower() for person in people}
+    for name in names:
+        if name not in known:
+            warnings.append(
+                {
+                    "code": "mention_unknown",
+                    "username": name,
+                    "detail": f"Nobody here is called @{name}; nobody was notified.",
+                }
+            )
+    for user in people:
         if user.pk not in insiders:
             warnings.append(
                 {

@@ -31,7 +31,8 @@ def _ids(cast: Cast) -> dict[str, Any]:
     activity = Activity.objects.filter(account=cast.account).first() or post_activity(
         author=cast.owner, account=cast.account, body="hello"
     )
-    return {"account": cast.account.pk, "activity": activity.pk}
+    opportunity = cast.account.opportunities.get()
+    return {"account": cast.account.pk, "activity": activity.pk, "opportunity": opportunity.pk}
 
 
 # name -> (method, path(ids), data, {role: expected status})
@@ -86,6 +87,12 @@ TABLE: dict[str, tuple[str, R, dict[str, Any] | None, dict[str, int]]] = {
     ),
     "api-accounts": ("get", lambda i: "/api/v1/accounts/", None, API),
     "api-account": ("get", lambda i: f"/api/v1/accounts/{i['account']}/", None, SCOPED_API),
+    "api-opportunity": (
+        "get",
+        lambda i: f"/api/v1/opportunities/{i['opportunity']}/",
+        None,
+        SCOPED_API,
+    ),
     "api-account-activities": (
         "get",
         lambda i: f"/api/v1/accounts/{i['account']}/activities/",

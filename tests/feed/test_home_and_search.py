@@ -95,3 +95,21 @@ def test_mention_suggestions_offer_only_people_who_can_see(cast: Cast) -> None:
         for p in client.get(f"/api/v1/accounts/{cast.account.pk}/mentions/?q=e").json()
     ]
     assert names == []  # erin cannot see Acme
+
+
+def test_home_feed_page_runs_a_fixed_number_of_queries(cast: Cast) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = client_for(cast.owner)
+    post_activity(author=cast.owner, account=cast.account, body="one")
+    with CaptureQueriesContext(connection) as few:
+        client.get("/api/v1/feed/")
+    for n in range(15):
+        root = post_activity(author=cast.teammate, account=cast.account, body=f"post {n}")
+        add_comment(actor=cast.manager, parent=root, body="reply")
+    set_thread_subscription(user=cast.owner, thread=root, is_muted=True)
+    with CaptureQueriesContext(connection) as many:
+        client.get("/api/v1/feed/")
+    assert len(few) == len(many)
+    assert len(many) <= 4  # followed accounts, preferences, the page (auth token aside)
