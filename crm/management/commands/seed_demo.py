@@ -22,6 +22,7 @@ from crm.models import Account, Lead, Opportunity, Team, User
 from feed.actions import (
     add_comment,
     create_task,
+    follow_account,
     log_activity,
     log_call,
     log_meeting,
@@ -199,6 +200,7 @@ class Command(BaseCommand):
                 created += self._account(name, industry, team_name, users, admin)
         with transaction.atomic():
             leads = self._leads(admin)
+            self._follows(users)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo org ready: {len(users)} users, {len(accounts)} accounts "
@@ -437,6 +439,14 @@ class Command(BaseCommand):
                     "new": "Proposal",
                 },
             )
+
+    def _follows(self, users: dict[str, User]) -> None:
+        """Managers and support follow some accounts explicitly (owners follow theirs already)."""
+        east = Account.objects.filter(team__name="East").order_by("name")
+        for account in east[:8]:
+            follow_account(user=users["dave"], account=account)
+        for account in Account.objects.order_by("name")[::6]:
+            follow_account(user=users["carol"], account=account)
 
     def _leads(self, admin: User) -> int:
         rng = random.Random("leads")  # noqa: S311 - demo data, not secrets
