@@ -1,0 +1,3 @@
+from bench.feed.run import main
+
+main()
