@@ -7,6 +7,7 @@ number of queries.
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +28,65 @@ class PersonSerializer(serializers.ModelSerializer[User]):
         model = User
         fields = ["id", "username", "display_name"]
         read_only_fields = fields
+
+
+def _when(value: dt.datetime | None) -> str | None:
+    """ISO 8601 the way DRF writes it (UTC as "Z")."""
+    if value is None:
+        return None
+    text = timezone.localtime(value, dt.UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _person(user: User | None) -> dict[str, Any] | None:
+    if user is None:
+        return None
+    return {"id": user.pk, "username": user.username, "display_name": user.display_name}
+
+
+def activity_json(activity: Activity) -> dict[str, Any]:
+    """The JSON of one activity: the single definition of the shape that `ActivitySerializer`
+    documents. Written by hand because a timeline page serialises dozens of rows and DRF's field
+    machinery cost more than the queries (see docs/benchmarks-feed.md)."""
+    is_task = activity.kind == Activity.Kind.TASK
+    is_overdue = (
+        activity.due_at is not None
+        and activity.done_at is None
+        and not (activity.kind == Activity.Kind.REQUEST and activity.status == "resolved")
+        and activity.due_at < timezone.now()
+    )
+    return {
+        "id": activity.pk,
+        "kind": activity.kind,
+        "account": activity.account_id,
+        "contact": activity.contact_id,
+        "opportunity": activity.opportunity_id,
+        "parent": activity.parent_id,
+        "author": _person(activity.author) if activity.author_id else None,
+        "subject": activity.subject,
+        "body": activity.body,
+        "occurred_at": _when(activity.occurred_at),
+        "created_at": _when(activity.created_at),
+        "is_edited": activity.edited_at is not None,
+        "assignee": _person(activity.assignee) if activity.assignee_id else None,
+        "due_at": _when(activity.due_at),
+        "is_done": (activity.done_at is not None) if is_task else None,
+        "is_overdue": is_overdue,
+        "starts_at": _when(activity.starts_at),
+        "ends_at": _when(activity.ends_at),
+        "duration_seconds": activity.duration_seconds,
+        "outcome": activity.outcome,
+        "status": activity.status,
+        "details": activity.details,
+        "reactions": activity.reaction_summary,
+    }
+
+
+def thread_json(activity: Activity) -> dict[str, Any]:
+    """An activity with its (prefetched) replies, as a timeline shows it."""
+    data = activity_json(activity)
+    data["replies"] = [activity_json(r) for r in activity.replies.all() if r.deleted_at is None]
+    return data
 
 
 class ActivitySerializer(serializers.ModelSerializer[Activity]):
@@ -71,6 +131,9 @@ class ActivitySerializer(serializers.ModelSerializer[Activity]):
         ]
         read_only_fields = fields
 
+    def to_representation(self, instance: Activity) -> dict[str, Any]:
+        return activity_json(instance)
+
     def get_is_edited(self, activity: Activity) -> bool:
         return activity.edited_at is not None
 
@@ -96,9 +159,11 @@ class ThreadSerializer(ActivitySerializer):
         fields = [*ActivitySerializer.Meta.fields, "replies"]
         read_only_fields = fields
 
+    def to_representation(self, instance: Activity) -> dict[str, Any]:
+        return thread_json(instance)
+
     def get_replies(self, activity: Activity) -> list[dict[str, Any]]:
-        replies = [r for r in activity.replies.all() if r.deleted_at is None]
-        return [dict(item) for item in ActivitySerializer(replies, many=True).data]
+        return thread_json(activity)["replies"]  # documents the field; output is thread_json
 
 
 class MentionWarningSerializer(serializers.Serializer[Any]):
@@ -116,7 +181,7 @@ class ActivityCreatedSerializer(ActivitySerializer):
 
 
 def activity_data(activity: Activity) -> dict[str, Any]:
-    return dict(ActivitySerializer(activity).data)
+    return activity_json(activity)
 
 
 # --- What clients send. Each kind reads only its own fields; anything else is ignored. ---------

@@ -261,3 +261,11 @@ def test_ticket_endpoint_is_rate_limited_per_user(cast: Cast) -> None:
     assert answers[60] == 429
     assert client_for(cast.teammate).post("/api/v1/realtime/ticket/").status_code == 201
     cache.clear()
+
+
+def test_the_json_of_an_activity_is_the_documented_shape(cast: Cast) -> None:
+    from feed.serializers import ActivitySerializer, ThreadSerializer, activity_json, thread_json
+
+    post = post_activity(author=cast.owner, account=cast.account, body="shape")
+    assert list(activity_json(post)) == ActivitySerializer.Meta.fields
+    assert list(thread_json(post)) == ThreadSerializer.Meta.fields
