@@ -317,3 +317,13 @@ def user_changed(*, actor: User, user: User, fields: list[str]) -> None:
     _require_admin(actor)
     if {"is_active", "role", "team", "is_superuser"} & set(fields):
         _access_narrowed([user.pk])
+
+
+@transaction.atomic
+def set_user_active(*, actor: User, user: User, is_active: bool) -> None:
+    """Deactivate (or reactivate) a user; a deactivated user's open sockets close at once."""
+    _require_admin(actor)
+    if user.is_active != is_active:
+        user.is_active = is_active
+        user.save(update_fields=["is_active"])
+        _access_narrowed([user.pk])

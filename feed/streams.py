@@ -56,6 +56,7 @@ def register_streams() -> None:
             takes_arg=True,
             can_see=lambda user, pk: pk is not None and can_see_account(user, pk),
             sources=_account_sources,
+            static_sources=True,
             has_presence=True,
         )
     )
@@ -75,6 +76,7 @@ def register_streams() -> None:
             takes_arg=True,
             can_see=can_watch_team,
             sources=lambda user, pk: frozenset({events.team_stream(pk or 0)}),
+            static_sources=True,
         )
     )
     register(
@@ -83,6 +85,7 @@ def register_streams() -> None:
             takes_arg=False,
             can_see=lambda user, _: _is_active_user(user),
             sources=lambda user, _: frozenset({events.notifications_stream(user.pk)}),
+            static_sources=True,
         )
     )
 

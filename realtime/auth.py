@@ -67,7 +67,8 @@ class RealtimeGate:
         tickets = query.get("ticket")
         if tickets:
             scope["auth_method"] = "ticket"
-            user = await database_sync_to_async(redeem_ticket)(tickets[0])
+            # Off the thread-sensitive thread: a reconnect storm redeems tickets in parallel.
+            user = await database_sync_to_async(redeem_ticket, thread_sensitive=False)(tickets[0])
             scope["user"] = user or AnonymousUser()
             if origin is not None and not is_origin_allowed(scope, origin):
                 scope["realtime_reject"] = CLOSE_BAD_ORIGIN

@@ -30,9 +30,11 @@ log = logging.getLogger(__name__)
 
 MAX_FRAME_CHARS = 4096
 MAX_SUBSCRIPTIONS = 100
-# Visibility (and the session) is re-checked at delivery; a verdict is trusted this long at most,
-# which bounds how long a user who lost access, logged out or was deactivated still hears events.
-ACCESS_RECHECK_SECONDS = 2.0
+# Whatever narrows access (a revoked grant, a new owner, deactivation, logout) is announced and
+# re-checked at once (realtime.channel.announce_access_changed). As a safety net for changes that
+# are not announced (a session that simply expires, a team's managers edited in the admin), each
+# subscription is also re-checked at delivery when its last verdict is older than this.
+ACCESS_RECHECK_SECONDS = 30.0
 # Per-user rate limit, shared by all of a user's sockets in this process: a token bucket of
 # client messages; and a cap on how many sockets one user may hold open in this process.
 RATE_PER_SECOND = 20.0
@@ -43,6 +45,12 @@ CLOSE_TOO_MANY_CONNECTIONS = 4429
 # its cursor when it reconnects, instead of growing memory or holding up the others.
 QUEUE_LIMIT = 2000
 CLOSE_TOO_SLOW = 4008
+
+
+def db(func: Any) -> Any:
+    """Run a database read in the worker pool, not on Django's single thread-sensitive thread:
+    a thousand sockets re-checking access must not queue behind one another."""
+    return database_sync_to_async(func, thread_sensitive=False)
 
 
 def parse_cursor(raw: object) -> int | None:
@@ -138,7 +146,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             self._unlisten(sub)
         if self.hub is not None and self.connection_id in self.hub.present:
             self.hub.present.discard(self.connection_id)
-            left = await database_sync_to_async(presence.leave)(connection=self.connection_id)
+            left = await db(presence.leave)(connection=self.connection_id)
             for stream in left:
                 await channel.announce_presence(stream)
 
@@ -261,7 +269,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.send_error("bad_request", detail)
             return
         kind, arg = resolved
-        if not await database_sync_to_async(kind.can_see)(self.scope["user"], arg):
+        if not await db(kind.can_see)(self.scope["user"], arg):
             await self.send_error("not_found", "No such stream.", stream=name)
             return
         self._forget(name)
@@ -272,9 +280,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
         # catch-up and in the queue, and the cursor drops the second copy.
         await self._refresh_sources(sub)
         if since is None:
-            sub.last = await database_sync_to_async(outbox.streams_head)(set(sub.sources))
+            sub.last = await db(outbox.streams_head)(set(sub.sources))
             await self.send_json({"type": "subscribed", "stream": name, "cursor": str(sub.last)})
-        elif since > await database_sync_to_async(outbox.newest_event_id)():
+        elif since > await db(outbox.newest_event_id)():
             await self._resync(sub)  # a cursor this server never handed out
             return
         else:
@@ -286,14 +294,14 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     async def _arrive(self, sub: Subscription) -> None:
         assert self.hub is not None  # noqa: S101 - set in connect() before any message is read
-        await database_sync_to_async(presence.arrive)(
+        await db(presence.arrive)(
             stream=sub.name, connection=self.connection_id, user=self.scope["user"]
         )
         self.hub.present.add(self.connection_id)
         await channel.announce_presence(sub.name)
 
     async def _depart(self, stream: str) -> None:
-        await database_sync_to_async(presence.leave)(connection=self.connection_id, stream=stream)
+        await db(presence.leave)(connection=self.connection_id, stream=stream)
         await channel.announce_presence(stream)
 
     async def op_unsubscribe(self, content: dict[str, Any]) -> None:
@@ -308,9 +316,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     async def _catch_up(self, sub: Subscription) -> None:
         limit = settings.TIDINGS_CATCHUP_LIMIT
-        events = await database_sync_to_async(outbox.events_after)(
-            set(sub.sources), sub.last, limit + 1, sub.skips
-        )
+        events = await db(outbox.events_after)(set(sub.sources), sub.last, limit + 1, sub.skips)
         if len(events) > limit:
             await self._resync(sub)
             return
@@ -336,8 +342,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     async def _refresh_sources(self, sub: Subscription) -> bool:
         """Read the subscription's sources again; True when some were added."""
-        sources = await database_sync_to_async(sub.kind.sources)(self.scope["user"], sub.arg)
-        sub.skips = await database_sync_to_async(sub.kind.skips)(self.scope["user"], sub.arg)
+        if sub.kind.static_sources and sub.sources:
+            return False
+        sources = await db(sub.kind.sources)(self.scope["user"], sub.arg)
+        sub.skips = await db(sub.kind.skips)(self.scope["user"], sub.arg)
         assert self.hub is not None  # noqa: S101 - set in connect() before any message is read
         for source in sub.sources - sources:
             if not any(source in s.sources for s in self.subscriptions.values() if s is not sub):
@@ -353,12 +361,12 @@ class StreamConsumer(AsyncWebsocketConsumer):
         if now - sub.checked_at < ACCESS_RECHECK_SECONDS:
             return True
         sub.checked_at = now
-        if not await database_sync_to_async(connection_is_valid)(self.scope):
+        if not await db(connection_is_valid)(self.scope):
             self.subscriptions = {}
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return False
         user = self.scope["user"]
-        if not await database_sync_to_async(sub.kind.can_see)(user, sub.arg):
+        if not await db(sub.kind.can_see)(user, sub.arg):
             self._forget(sub.name)
             await self.send_error("not_found", "No such stream.", stream=sub.name)
             return False

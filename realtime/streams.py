@@ -27,6 +27,8 @@ class StreamKind:
     sources: Callable[[Any, int | None], frozenset[str]]
     # Event types that change this subscription's sources (a follow): re-read them at once.
     refresh_on: frozenset[str] = frozenset()
+    # Whether the sources depend only on the stream's argument (never re-read once known).
+    static_sources: bool = False
     # Whether subscribers are told who else has the stream open (`presence.changed`).
     has_presence: bool = False
     # skips(user, arg) -> topics whose events this subscription leaves out (muted threads).

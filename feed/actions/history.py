@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from functools import partial
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -18,6 +19,7 @@ from crm.visibility import AccountNotFound, get_visible_account
 from feed import events
 from feed.actions.activities import log_activity
 from feed.models import Activity, AuditEntry, Follow
+from realtime.channel import announce_access_changed
 
 # Changes by one person to one record within this window fold into one entry.
 FOLD_WINDOW = dt.timedelta(minutes=5)
@@ -153,6 +155,8 @@ def merge_accounts(*, actor: User, survivor: Account, loser: Account) -> Account
     AccountDomain.objects.filter(account=loser).update(account=survivor)
     loser.merged_into = survivor
     loser.save(update_fields=["merged_into", "updated_at"])
+    # The merged-away account is hidden from everyone now: sockets on it re-check at once.
+    transaction.on_commit(partial(announce_access_changed, None))
     summary = ", ".join(f"{n} {what}" for what, n in moved.items())
     log_activity(
         actor=actor,
