@@ -160,7 +160,6 @@ def raise_open_files_limit(needed: int) -> None:
 
 async def run_target(target: Target, server: Server, cast: setup_db.Cast, plan: Plan) -> Result:
     result = Result(target.key, target.label)
-    counter = Counter()
     stream = f"account:{cast.account_id}"
     host, port = server.http_base
     http = Http(host, port)

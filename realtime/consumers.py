@@ -206,8 +206,12 @@ class StreamConsumer(AsyncWebsocketConsumer):
             return  # already delivered by catch-up, or unsubscribed meanwhile
         if event.get("topic") and event["topic"] in sub.skips:
             return  # a muted thread
-        if not await self._still_allowed(sub) or event["id"] <= sub.last:
-            return  # access lost, or the re-check's catch-up delivered it already
+        if time.monotonic() - sub.checked_at >= ACCESS_RECHECK_SECONDS:
+            # The safety net must not hold up delivery (a thousand sockets would re-check at
+            # once): deliver, and queue the re-check behind this event. Announced changes are
+            # re-checked before any later event (see _recheck_all).
+            sub.checked_at = time.monotonic()
+            self.offer({"access": True, "stream": ""})
         await self._deliver(sub, event)
         if event["type"] in sub.kind.refresh_on and await self._refresh_sources(sub):
             # Events of the new sources may have passed the hub while the sources were being

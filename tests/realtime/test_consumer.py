@@ -312,7 +312,7 @@ async def test_logging_out_closes_the_socket_at_once(cast: Cast) -> None:
         client.post("/logout/")
 
     await log_out()
-    assert await comm.receive_output(timeout=1) == {"type": "websocket.close", "code": 4401}
+    assert await comm.receive_output(timeout=2) == {"type": "websocket.close", "code": 4401}
 
 
 async def test_rate_limit_is_shared_by_a_users_sockets(cast: Cast) -> None:
