@@ -47,7 +47,7 @@ def publish_message(message: dict[str, Any]) -> None:
         log.exception("could not publish event %s to the channel layer", message.get("id"))
 
 
-def announce_access_changed(user_ids: list[int] | None) -> None:
+def announce_access_changed(user_ids: list[int] | None, *, ended_session: str = "") -> None:
     """Tell every process to re-check these users' subscriptions now (None: everyone's).
 
     Called after commit by whatever narrows access: a revoked grant, a new owner, a deactivated
@@ -56,7 +56,7 @@ def announce_access_changed(user_ids: list[int] | None) -> None:
     """
     try:
         async_to_sync(_layer().group_send)(
-            all_events_group(), {"type": "access", "users": user_ids}
+            all_events_group(), {"type": "access", "users": user_ids, "session": ended_session}
         )
     except Exception:
         log.exception("could not announce an access change")

@@ -182,6 +182,11 @@ class StreamConsumer(AsyncWebsocketConsumer):
             if "presence" in event:
                 await self._on_presence(event)
             elif "access" in event:
+                session = getattr(self.scope.get("session"), "session_key", None)
+                if event.get("session") and event["session"] == session:
+                    self.subscriptions = {}
+                    await self.close(code=CLOSE_UNAUTHENTICATED)
+                    return
                 await self._recheck_all()
             else:
                 keys = {event["stream"], event.get("topic") or event["stream"]}

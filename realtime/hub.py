@@ -89,7 +89,7 @@ class Hub:
                 if message is not None and message.get("type") == "presence":
                     await self._presence_changed(str(message["stream"]))
                 elif message is not None and message.get("type") == "access":
-                    self._access_changed(message.get("users"))
+                    self._access_changed(message.get("users"), message.get("session") or "")
                 elif message is not None:
                     self._take(message["event"])
             except asyncio.CancelledError:
@@ -119,11 +119,11 @@ class Hub:
             if not listeners:
                 del self.connections[user_id]
 
-    def _access_changed(self, user_ids: list[int] | None) -> None:
+    def _access_changed(self, user_ids: list[int] | None, ended_session: str) -> None:
         targets = self.connections.keys() if user_ids is None else user_ids
         for user_id in list(targets):
             for listener in tuple(self.connections.get(user_id, ())):
-                listener.offer({"access": True, "stream": ""})
+                listener.offer({"access": True, "stream": "", "session": ended_session})
 
     async def _presence_changed(self, stream: str) -> None:
         if not self.index.get(stream):
