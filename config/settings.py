@@ -106,17 +106,19 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = env_url("DATABASE_URL", schemes=("postgres", "postgresql", "sqlite"))
 if DATABASE_URL:
-    # Under ASGI every request runs on a fresh thread, so per-thread persistent connections are
-    # never reused and pile up until PostgreSQL refuses more (docs/benchmarks.md): connections
-    # close at the end of each request (CONN_MAX_AGE 0), or come from a process-wide pool when
-    # TIDINGS_DB_POOL is on (psycopg-pool; size it below PostgreSQL's max_connections).
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    # Persistent connections serve the long-lived worker threads of the WebSocket path well.
+    # Under ASGI each HTTP request runs on a thread of its own, though, so its connection is not
+    # reused and lingers until garbage collection (docs/benchmarks.md saw 99 of 100 in use under
+    # load). TIDINGS_DB_POOL=true uses a process-wide psycopg pool instead.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     if DATABASES["default"]["ENGINE"].endswith("postgresql") and env_bool("TIDINGS_DB_POOL", False):
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": env_int("TIDINGS_DB_POOL_MIN", 2, minimum=0, maximum=100),
             "max_size": env_int("TIDINGS_DB_POOL_MAX", 20, minimum=1, maximum=500),
             "timeout": 10,
         }
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django's pool requires it
 else:
     DATABASES = {
         "default": {

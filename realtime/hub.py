@@ -52,6 +52,7 @@ class Hub:
         # Connection ids with presence rows in this process, refreshed every REFRESH_EVERY.
         self.present: set[str] = set()
         self.refreshed_at = time.monotonic()
+        self.polled_at = time.monotonic()
 
     # --- registration, called by consumers on the event loop ---------------------------------
 
@@ -170,6 +171,10 @@ class Hub:
             self._dispatch(event)
 
     async def _poll_outbox(self) -> None:
+        # At most once a POLL: a busy hub hears of new events from the channel layer anyway.
+        if time.monotonic() - self.polled_at < POLL:
+            return
+        self.polled_at = time.monotonic()
         newest = await database_sync_to_async(outbox.newest_event_id)()
         if newest > self.watermark:
             await self._fill_from_outbox()
