@@ -20,10 +20,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm.models import Account, Contact, Lead, User
+from crm.models import Lead, User
 from crm.serializers import AccountListSerializer, ContactSerializer
 from crm.visibility import get_visible_account
 from feed import actions
+from feed.inputs import new_activity
 from feed.mentions import mention_warnings
 from feed.models import Activity, Reaction
 from feed.queries import (
@@ -55,6 +56,8 @@ def _page(serializer: type[serializers.Serializer[Any]], name: str) -> Any:
 
 
 def _bad_request(error: ValidationError, field: str = "detail") -> ApiValidationError:
+    if hasattr(error, "error_dict"):
+        return ApiValidationError(error.message_dict)
     return ApiValidationError({field: error.messages})
 
 
@@ -70,81 +73,6 @@ def _json_object(request: Request) -> dict[str, Any]:
     if not isinstance(request.data, dict):
         raise ApiValidationError({"detail": "Send a JSON object."})
     return request.data
-
-
-def _user(username: str, field: str) -> User:
-    user = User.objects.filter(username=username, is_active=True).first()
-    if user is None:
-        raise ApiValidationError({field: f"No active user is called {username!r}."})
-    return user
-
-
-def _contact(account: Account, contact_id: int | None) -> Contact | None:
-    if contact_id is None:
-        return None
-    contact = Contact.objects.filter(account=account, pk=contact_id).first()
-    if contact is None:
-        raise ApiValidationError({"contact": "No such contact on this account."})
-    return contact
-
-
-def _create(kind: str, data: dict[str, Any], user: User, account: Account) -> Activity:
-    """Turn a validated request into the action for its kind."""
-    if kind == "post":
-        return actions.post_activity(author=user, account=account, body=data["body"])
-    if kind == "task":
-        assignee = _user(data["assignee"], "assignee") if data.get("assignee") else None
-        return actions.create_task(
-            actor=user,
-            account=account,
-            subject=data["subject"],
-            body=data.get("body", ""),
-            assignee=assignee,
-            due_at=data.get("due_at"),
-            contact=_contact(account, data.get("contact")),
-        )
-    if kind == "call":
-        minutes = data.get("duration_minutes")
-        return actions.log_call(
-            actor=user,
-            account=account,
-            contact=_contact(account, data.get("contact")),
-            subject=data.get("subject", ""),
-            body=data.get("body", ""),
-            occurred_at=data.get("occurred_at"),
-            duration_seconds=None if minutes is None else minutes * 60,
-            outcome=data["outcome"],
-        )
-    if kind == "meeting":
-        items = [
-            {
-                "subject": item["subject"],
-                "assignee": _user(item["assignee"], "action_items")
-                if item.get("assignee")
-                else None,
-                "due_at": item.get("due_at"),
-            }
-            for item in data.get("action_items", [])
-        ]
-        return actions.log_meeting(
-            actor=user,
-            account=account,
-            subject=data["subject"],
-            body=data.get("body", ""),
-            starts_at=data["starts_at"],
-            ends_at=data.get("ends_at"),
-            users=[_user(name, "attendees") for name in dict.fromkeys(data.get("attendees", []))],
-            contacts=[_contact(account, pk) for pk in dict.fromkeys(data.get("contacts", []))],  # type: ignore[misc]
-            decisions=data.get("decisions", []),
-            action_items=items,
-        )
-    return actions.raise_request(
-        actor=user,
-        account=account,
-        subject=data["subject"],
-        body=data.get("body", ""),
-        due_at=data.get("due_at"),
-    )
 
 
 class AccountActivitiesView(APIView):
@@ -199,7 +127,9 @@ class AccountActivitiesView(APIView):
         incoming = NEW_ACTIVITY_INPUTS[kind](data=request.data)
         incoming.is_valid(raise_exception=True)
         try:
-            activity = _create(kind, incoming.validated_data, _me(request), account)
+            activity = new_activity(
+                kind=kind, data=incoming.validated_data, user=_me(request), account=account
+            )
         except ValidationError as error:
             raise _bad_request(error) from None
         data = dict(ActivitySerializer(activity).data)

@@ -18,10 +18,11 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
-from crm.models import Account, Contact, User
+from crm.models import Account, User
 from crm.queries import account_summary
 from crm.visibility import get_visible_account
 from feed import actions
+from feed.inputs import new_activity
 from feed.mentions import mention_warnings
 from feed.models import Activity
 from feed.queries import (
@@ -119,69 +120,53 @@ def _when(raw: str | None, label: str, *, required: bool = False) -> dt.datetime
     return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
 
 
-def _person(username: str | None) -> User | None:
-    if not username:
-        return None
-    user = User.objects.filter(username=username.strip().lstrip("@"), is_active=True).first()
-    if user is None:
-        raise ValidationError(f"No active user is called {username!r}.")
-    return user
-
-
-def _contact(account: Account, raw: str | None) -> Contact | None:
-    if not raw:
-        return None
-    contact = Contact.objects.filter(account=account, pk=raw if raw.isdigit() else 0).first()
-    if contact is None:
-        raise ValidationError("No such contact on this account.")
-    return contact
-
-
-def _compose(user: User, account: Account, form: Any) -> Activity:
+def _form_data(form: Any) -> tuple[str, dict[str, Any]]:
+    """The composer's form as the plain values `feed.inputs.new_activity` takes."""
     kind = form.get("kind", "post")
+    contact = form.get("contact") or None
+    if contact is not None and not contact.isdigit():
+        raise ValidationError("No such contact on this account.")
     if kind == "post":
-        return actions.post_activity(author=user, account=account, body=form.get("body", ""))
+        return kind, {"body": form.get("body", "")}
     if kind == "task":
-        return actions.create_task(
-            actor=user,
-            account=account,
-            subject=form.get("subject", ""),
-            body=form.get("body", ""),
-            assignee=_person(form.get("assignee")),
-            due_at=_when(form.get("due_at"), "Due"),
-            contact=_contact(account, form.get("contact")),
-        )
+        return kind, {
+            "subject": form.get("subject", ""),
+            "body": form.get("body", ""),
+            "assignee": form.get("assignee", "").strip().lstrip("@"),
+            "due_at": _when(form.get("due_at"), "Due"),
+            "contact": int(contact) if contact else None,
+        }
     if kind == "call":
         minutes = form.get("duration_minutes", "")
         if minutes and (not minutes.isdigit() or int(minutes) > 24 * 60):
             raise ValidationError("Duration is a number of minutes (at most a day).")
-        return actions.log_call(
-            actor=user,
-            account=account,
-            contact=_contact(account, form.get("contact")),
-            body=form.get("body", ""),
-            occurred_at=_when(form.get("occurred_at"), "When"),
-            duration_seconds=int(minutes) * 60 if minutes else None,
-            outcome=form.get("outcome", "connected")[:40],
-        )
+        return kind, {
+            "contact": int(contact) if contact else None,
+            "body": form.get("body", ""),
+            "occurred_at": _when(form.get("occurred_at"), "When"),
+            "duration_minutes": int(minutes) if minutes else None,
+            "outcome": form.get("outcome", "connected")[:40],
+        }
     if kind == "meeting":
-        names = [n for n in form.get("attendees", "").replace(",", " ").split() if n]
-        return actions.log_meeting(
-            actor=user,
-            account=account,
-            subject=form.get("subject", ""),
-            body=form.get("body", ""),
-            starts_at=_when(form.get("starts_at"), "Starts", required=True),  # type: ignore[arg-type]
-            ends_at=_when(form.get("ends_at"), "Ends"),
-            users=[p for p in map(_person, dict.fromkeys(names)) if p is not None],
-            contacts=[c for c in (_contact(account, r) for r in form.getlist("contacts")) if c],
-            decisions=[d for d in form.get("decisions", "").splitlines() if d.strip()],
-            action_items=[
+        contacts = form.getlist("contacts")
+        if not all(raw.isdigit() for raw in contacts):
+            raise ValidationError("No such contact on this account.")
+        return kind, {
+            "subject": form.get("subject", ""),
+            "body": form.get("body", ""),
+            "starts_at": _when(form.get("starts_at"), "Starts", required=True),
+            "ends_at": _when(form.get("ends_at"), "Ends"),
+            "attendees": [
+                n.lstrip("@") for n in form.get("attendees", "").replace(",", " ").split()
+            ],
+            "contacts": [int(raw) for raw in contacts],
+            "decisions": [d for d in form.get("decisions", "").splitlines() if d.strip()],
+            "action_items": [
                 {"subject": line}
                 for line in form.get("action_items", "").splitlines()
                 if line.strip()
             ],
-        )
+        }
     raise ValidationError("Choose what to write: a post, a meeting, a call or a task.")
 
 
@@ -190,7 +175,8 @@ def _compose(user: User, account: Account, form: Any) -> Activity:
 def compose(request: HttpRequest, account_id: int) -> HttpResponse:
     account = get_visible_account(request.user, account_id)
     try:
-        activity = _compose(request.user, account, request.POST)  # type: ignore[arg-type]
+        kind, data = _form_data(request.POST)
+        activity = new_activity(kind=kind, data=data, user=request.user, account=account)  # type: ignore[arg-type]
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
         return _back(account.pk, "composer")
