@@ -16,13 +16,13 @@ from rest_framework.views import APIView
 
 from crm import actions
 from crm.models import Account, Opportunity, User
-from crm.queries import account_summary, search_accounts
+from crm.queries import account_summary, get_visible_opportunity, search_accounts
 from crm.serializers import (
     AccountDetailSerializer,
     AccountListSerializer,
     OpportunitySerializer,
 )
-from crm.visibility import AccountNotFound, get_visible_account, visible_accounts
+from crm.visibility import get_visible_account
 
 
 class AccountPagination(CursorPagination):
@@ -108,23 +108,15 @@ class AccountChangeView(AccountDetailView):
 class OpportunityView(APIView):
     """One opportunity (GET) and changes to it (PATCH)."""
 
-    def _get(self, request: Request, opportunity_id: int) -> Opportunity:
-        opportunity = (
-            Opportunity.objects.select_related("owner", "account")
-            .filter(pk=opportunity_id, account__in=visible_accounts(request.user))
-            .first()
-        )
-        if opportunity is None:
-            raise AccountNotFound()
-        return opportunity
-
     @extend_schema(responses=OpportunitySerializer)
     def get(self, request: Request, opportunity_id: int) -> Response:
-        return Response(OpportunitySerializer(self._get(request, opportunity_id)).data)
+        return Response(
+            OpportunitySerializer(get_visible_opportunity(request.user, opportunity_id)).data
+        )
 
     @extend_schema(request=OpportunityChangeSerializer, responses=OpportunitySerializer)
     def patch(self, request: Request, opportunity_id: int) -> Response:
-        opportunity = self._get(request, opportunity_id)
+        opportunity = get_visible_opportunity(request.user, opportunity_id)
         incoming = OpportunityChangeSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         changes = _owner(dict(incoming.validated_data))

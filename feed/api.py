@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q
 from drf_spectacular.utils import (
     OpenApiParameter,
     PolymorphicProxySerializer,
@@ -14,13 +13,13 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
 from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm.models import Lead, User
+from crm.models import User
+from crm.queries import get_convertible_lead
 from crm.serializers import AccountListSerializer, ContactSerializer
 from crm.visibility import get_visible_account
 from feed import actions
@@ -420,14 +419,7 @@ class LeadConvertView(APIView):
     )
     def post(self, request: Request, lead_id: int) -> Response:
         me = _me(request)
-        leads = (
-            Lead.objects.all()
-            if me.is_admin
-            else Lead.objects.filter(Q(owner=me) | Q(owner__isnull=True))
-        )
-        lead = leads.filter(pk=lead_id).first()
-        if lead is None:
-            raise NotFound()
+        lead = get_convertible_lead(me, lead_id)
         incoming = LeadConversionSerializer(data=_json_object(request))
         incoming.is_valid(raise_exception=True)
         try:

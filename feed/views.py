@@ -18,8 +18,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
-from crm.models import Account, User
-from crm.queries import account_summary
+from crm.models import User
+from crm.queries import account_summary, merged_survivor_id
 from crm.visibility import get_visible_account
 from feed import actions
 from feed.inputs import new_activity
@@ -54,10 +54,10 @@ def account_detail(request: HttpRequest, account_id: int) -> HttpResponse:
 
     A merged-away account redirects to the account it was merged into (when that one is visible).
     """
-    merged = Account.objects.filter(pk=account_id, merged_into__isnull=False).first()
-    if merged is not None and merged.merged_into_id is not None:
-        survivor = get_visible_account(request.user, merged.merged_into_id)
-        messages.info(request, f"{merged.name} was merged into {survivor.name}.")
+    survivor_id = merged_survivor_id(account_id)
+    if survivor_id is not None:
+        survivor = get_visible_account(request.user, survivor_id)
+        messages.info(request, f"That account was merged into {survivor.name}.")
         return redirect("account-detail", account_id=survivor.pk)
     account = account_summary(request.user, account_id)
     kind = request.GET.get("kind") or None
