@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 
 from celery import Celery
@@ -51,8 +52,32 @@ def _configure() -> None:
 _configure()
 app.autodiscover_tasks()
 
-# Periodic jobs live here, one line and one reason each.
+
+def _every_sweep() -> dt.timedelta:
+    from django.conf import settings
+
+    return dt.timedelta(seconds=settings.TIDINGS_SWEEP_SECONDS)
+
+
+# Periodic jobs live here, one line and one reason each. Every job is idempotent: running it
+# twice (two beats, a retried task) tells nobody twice.
 app.conf.beat_schedule = {
+    # Meetings starting within each attendee's lead time (default 15 minutes) remind them.
+    "meeting-reminders": {
+        "task": "notifications.tasks.send_meeting_reminders",
+        "schedule": _every_sweep(),
+    },
+    # Tasks falling due within a day, and ones just overdue, tell their assignees.
+    "task-alerts": {"task": "notifications.tasks.send_task_alerts", "schedule": _every_sweep()},
+    # Emails whose batching wait is over go out, grouped per person and account.
+    "flush-email-batches": {"task": "notifications.tasks.flush_emails", "schedule": _every_sweep()},
+    # Happenings whose task never ran (lost message, killed worker) are worked here.
+    "sweep-happenings": {
+        "task": "notifications.tasks.sweep_happenings",
+        "schedule": _every_sweep(),
+    },
+    # Digests go out hourly to those whose local digest hour has come (once a day or week each).
+    "digests": {"task": "notifications.tasks.send_digests", "schedule": crontab(minute=5)},
     # Tickets are single-use and expire within a minute; drop dead rows to keep the table small.
     "prune-expired-realtime-tickets": {
         "task": "realtime.tasks.prune_expired_tickets",

@@ -98,6 +98,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "notifications.context_processors.badge",
             ],
         },
     },
@@ -181,6 +182,30 @@ SPECTACULAR_SETTINGS = {
 # Realtime: how long a WebSocket ticket lives, and how far back a cursor may be served.
 TIDINGS_TICKET_TTL_SECONDS = env_int("TIDINGS_TICKET_TTL_SECONDS", 60, minimum=5, maximum=3600)
 TIDINGS_CATCHUP_LIMIT = env_int("TIDINGS_CATCHUP_LIMIT", 1000, minimum=10, maximum=100_000)
+
+# --- Email and notifications ---------------------------------------------------------------
+# The embedded default writes each email as a file under var/mail/ (read them there); set
+# EMAIL_HOST to send through SMTP instead.
+EMAIL_HOST = env_str("EMAIL_HOST")
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1, maximum=65535)
+    EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+    EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+EMAIL_FILE_PATH = env_str("TIDINGS_MAIL_DIR") or str(VAR_DIR / "mail")
+EMAIL_TIMEOUT = 30
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Tidings <tidings@localhost>")
+# Links in emails point here; the domain names our Message-IDs.
+TIDINGS_BASE_URL = env_str("TIDINGS_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+TIDINGS_EMAIL_DOMAIN = env_str("TIDINGS_EMAIL_DOMAIN", "tidings.localhost")
+# Emails wait this long so that what arrives meanwhile for the same person goes in one message,
+# and what they read meanwhile is not sent at all.
+TIDINGS_EMAIL_BATCH_SECONDS = env_int("TIDINGS_EMAIL_BATCH_SECONDS", 120, maximum=24 * 3600)
+# How often the periodic jobs run (reminders, task alerts, email batches, the lost-task sweep).
+TIDINGS_SWEEP_SECONDS = env_int("TIDINGS_SWEEP_SECONDS", 60, minimum=1, maximum=3600)
 
 # --- Static files, i18n ---------------------------------------------------------------------
 STATIC_URL = "/static/"

@@ -11,6 +11,8 @@ from crm import api as crm_api
 from crm import views as crm_views
 from feed import api as feed_api
 from feed import views as feed_views
+from notifications import api as notifications_api
+from notifications import views as notifications_views
 from realtime import api as realtime_api
 
 api_v1 = [
@@ -78,6 +80,21 @@ api_v1 = [
     ),
     path("feed/", feed_api.HomeFeedView.as_view(), name="api-feed"),
     path("search/", feed_api.SearchView.as_view(), name="api-search"),
+    path(
+        "notifications/",
+        notifications_api.NotificationListView.as_view(),
+        name="api-notifications",
+    ),
+    path(
+        "notifications/read/",
+        notifications_api.NotificationReadView.as_view(),
+        name="api-notifications-read",
+    ),
+    path(
+        "notifications/preferences/",
+        notifications_api.NotificationPreferencesView.as_view(),
+        name="api-notification-preferences",
+    ),
 ]
 
 urlpatterns = [
@@ -98,6 +115,23 @@ urlpatterns = [
         name="activity-history",
     ),
     path("activities/<int:activity_id>/<slug:verb>/", feed_views.act, name="activity-act"),
+    path("notifications/", notifications_views.inbox, name="notification-inbox"),
+    path("notifications/read/", notifications_views.mark_all_read, name="notification-read-all"),
+    path(
+        "notifications/<int:notification_id>/open/",
+        notifications_views.open_notification,
+        name="notification-open",
+    ),
+    path(
+        "notifications/settings/",
+        notifications_views.notification_settings,
+        name="notification-settings",
+    ),
+    path(
+        "notifications/unsubscribe/<str:token>/",
+        notifications_views.unsubscribe,
+        name="notification-unsubscribe",
+    ),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

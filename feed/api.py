@@ -270,41 +270,61 @@ FollowState = inline_serializer(
         "account": serializers.IntegerField(),
         "following": serializers.BooleanField(),
         "kinds": serializers.ListField(child=serializers.CharField()),
+        "delivery": serializers.CharField(),
     },
 )
 
 
 class AccountFollowView(APIView):
-    """Follow (PUT, optionally `{"kinds": [...]}` to see only those) or stop following (DELETE)
-    an account. Both are idempotent. Owners and account-team members keep following through
-    their role, so DELETE may answer `"following": true` for them."""
+    """Follow (PUT, optionally `{"kinds": [...]}` to see only those and `{"delivery": ...}` —
+    `in_app`, `email`, `digest`, `off`, or `""` for your general preference — to choose how you
+    hear of it) or stop following (DELETE) an account. Both are idempotent. Owners and
+    account-team members keep following through their role, so DELETE may answer
+    `"following": true` for them."""
 
     @extend_schema(
         request=inline_serializer(
             "FollowChoice",
-            {"kinds": serializers.ListField(child=serializers.CharField(), required=False)},
+            {
+                "kinds": serializers.ListField(child=serializers.CharField(), required=False),
+                "delivery": serializers.CharField(required=False, allow_blank=True),
+            },
         ),
         responses=FollowState,
     )
     def put(self, request: Request, account_id: int) -> Response:
         account = get_visible_account(request.user, account_id)
-        kinds = _json_object(request).get("kinds")
+        choice = _json_object(request)
+        kinds, delivery = choice.get("kinds"), choice.get("delivery")
         if kinds is not None and (
             not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds)
         ):
             raise ApiValidationError({"kinds": "Must be a list of activity kinds."})
+        if delivery is not None and not isinstance(delivery, str):
+            raise ApiValidationError({"delivery": 'Must be in_app, email, digest, off or "".'})
         try:
-            follow = actions.follow_account(user=_me(request), account=account, kinds=kinds)
+            follow = actions.follow_account(
+                user=_me(request), account=account, kinds=kinds, delivery=delivery
+            )
         except ValidationError as error:
-            raise _bad_request(error, "kinds") from None
-        return Response({"account": account.pk, "following": True, "kinds": follow.kinds})
+            raise _bad_request(error, "delivery" if "delivery" in str(error) else "kinds") from None
+        return Response(
+            {
+                "account": account.pk,
+                "following": True,
+                "kinds": follow.kinds,
+                "delivery": follow.delivery,
+            }
+        )
 
     @extend_schema(request=None, responses=FollowState)
     def delete(self, request: Request, account_id: int) -> Response:
         account = get_visible_account(request.user, account_id)
         actions.unfollow_account(user=_me(request), account=account)
         following = is_following(request.user, account)
-        return Response({"account": account.pk, "following": following, "kinds": []})
+        return Response(
+            {"account": account.pk, "following": following, "kinds": [], "delivery": ""}
+        )
 
 
 class HomeFeedView(APIView):

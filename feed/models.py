@@ -99,8 +99,18 @@ class Follow(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="follows"
     )
     account = models.ForeignKey("crm.Account", on_delete=models.CASCADE, related_name="follows")
+
+    class Delivery(models.TextChoices):
+        IN_APP = "in_app", "In the app"
+        EMAIL = "email", "In the app and by email"
+        DIGEST = "digest", "In the digest"
+        OFF = "off", "Not at all"
+
     # Which activity kinds to see from this account; empty means all of them.
     kinds = models.JSONField(default=list, blank=True)
+    # How news of this account reaches the user; blank keeps their general preference for
+    # followed-account activity (the notifications app reads it).
+    delivery = models.CharField(max_length=10, choices=Delivery.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -16,6 +16,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from feed.actions import post_activity
 from feed.models import Activity
+from notifications.actions import notify, unsubscribe_token
+from notifications.models import Notification
 from realtime.models import Event
 from tests.conftest import Cast
 
@@ -32,7 +34,22 @@ def _ids(cast: Cast) -> dict[str, Any]:
         author=cast.owner, account=cast.account, body="hello"
     )
     opportunity = cast.account.opportunities.get()
-    return {"account": cast.account.pk, "activity": activity.pk, "opportunity": opportunity.pk}
+    notification = Notification.objects.filter(recipient=cast.owner).first() or notify(
+        recipient=cast.owner,
+        kind="mention",
+        activity=activity,
+        actor=cast.teammate,
+        source="routes",
+        delivery="in_app",
+    )
+    assert notification is not None
+    return {
+        "account": cast.account.pk,
+        "activity": activity.pk,
+        "opportunity": opportunity.pk,
+        "notification": notification.pk,
+        "unsubscribe": unsubscribe_token(cast.owner, "mention"),
+    }
 
 
 # name -> (method, path(ids), data, {role: expected status})
@@ -159,6 +176,40 @@ TABLE: dict[str, tuple[str, R, dict[str, Any] | None, dict[str, int]]] = {
     "api-schema": ("get", lambda i: "/api/schema/", None, PUBLIC),
     "api-docs": ("get", lambda i: "/api/docs/", None, PUBLIC),
     "healthz": ("get", lambda i: "/healthz/", None, PUBLIC),
+    "notification-inbox": ("get", lambda i: "/notifications/", None, PAGE),
+    "notification-read-all": (
+        "post",
+        lambda i: "/notifications/read/",
+        None,
+        {**dict.fromkeys(ROLES, 302)},
+    ),
+    "notification-open": (
+        "post",
+        lambda i: f"/notifications/{i['notification']}/open/",
+        None,
+        # Only its recipient (the owner) may open it; to anyone else it does not exist.
+        {**SCOPED_PAGE, "owner": 302, "manager": 404, "admin": 404},
+    ),
+    "notification-settings": ("get", lambda i: "/notifications/settings/", None, PAGE),
+    "notification-unsubscribe": (
+        "get",
+        lambda i: f"/notifications/unsubscribe/{i['unsubscribe']}/",
+        None,
+        PUBLIC,
+    ),
+    "api-notifications": ("get", lambda i: "/api/v1/notifications/", None, API),
+    "api-notifications-read": (
+        "post",
+        lambda i: "/api/v1/notifications/read/",
+        {"all": True},
+        API,
+    ),
+    "api-notification-preferences": (
+        "get",
+        lambda i: "/api/v1/notifications/preferences/",
+        None,
+        API,
+    ),
 }
 
 

@@ -13,6 +13,7 @@ from feed.actions.activities import (
 from feed.actions.changes import delete_activity, edit_activity, set_reaction, set_task_done
 from feed.actions.follows import follow_account, unfollow_account
 from feed.actions.history import convert_lead, merge_accounts, move_activity, record_field_changes
+from feed.actions.requests import REQUEST_STATUSES, update_request
 from feed.actions.threads import (
     add_comment,
     clear_thread_subscription,
@@ -21,6 +22,7 @@ from feed.actions.threads import (
 )
 
 __all__ = [
+    "REQUEST_STATUSES",
     "add_comment",
     "clean_text",
     "clear_thread_subscription",
@@ -42,4 +44,5 @@ __all__ = [
     "set_thread_subscription",
     "thread_root",
     "unfollow_account",
+    "update_request",
 ]

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from crm.models import Account, Contact, User
 from crm.visibility import get_visible_account
-from feed import events
+from feed import events, happenings
 from feed.models import Activity, Attendee
 from feed.serializers import POST_MAX_CHARS, SUBJECT_MAX_CHARS
 
@@ -77,6 +77,9 @@ def log_activity(
         **fields,
     )
     events.activity_created(activity)
+    happenings.announce(
+        happenings.Happening(happenings.CREATED, activity, actor.pk if actor else None)
+    )
     return activity
 
 

@@ -23,7 +23,7 @@ EDITABLE_KINDS = {
 }
 
 
-def _locked(actor: User, activity: Activity) -> Activity:
+def lock_visible_activity(actor: User, activity: Activity) -> Activity:
     """The activity, row-locked, if `actor` can see it and it is not deleted; else 404."""
     get_visible_account(actor, activity.account_id)
     locked = Activity.objects.select_for_update().filter(pk=activity.pk).first()
@@ -37,7 +37,7 @@ def edit_activity(
     *, actor: User, activity: Activity, body: str | None = None, subject: str | None = None
 ) -> Activity:
     """Change the text of one's own activity, keeping the previous text as a revision."""
-    current = _locked(actor, activity)
+    current = lock_visible_activity(actor, activity)
     if current.author_id != actor.pk or current.kind not in EDITABLE_KINDS:
         raise PermissionDenied("Only its author can edit this.")
     new_body = (
@@ -68,7 +68,7 @@ def delete_activity(*, actor: User, activity: Activity) -> None:
 
     Anyone else gets the same 404 as for an activity that does not exist.
     """
-    current = _locked(actor, activity)
+    current = lock_visible_activity(actor, activity)
     if current.author_id != actor.pk and not actor.is_admin:
         raise AccountNotFound()
     now = timezone.now()
@@ -81,7 +81,7 @@ def delete_activity(*, actor: User, activity: Activity) -> None:
 @transaction.atomic
 def set_task_done(*, actor: User, task: Activity, is_done: bool = True) -> Activity:
     """Tick a task off (or reopen it). Its assignee, its author or an administrator may."""
-    current = _locked(actor, task)
+    current = lock_visible_activity(actor, task)
     if current.kind != Activity.Kind.TASK:
         raise ValidationError("Only tasks can be done.")
     if actor.pk not in (current.assignee_id, current.author_id) and not actor.is_admin:
@@ -97,7 +97,7 @@ def set_task_done(*, actor: User, task: Activity, is_done: bool = True) -> Activ
 @transaction.atomic
 def set_reaction(*, actor: User, activity: Activity, kind: str, is_on: bool) -> Activity:
     """Add or take back `actor`'s reaction (idempotent); the summary on the row follows."""
-    current = _locked(actor, activity)
+    current = lock_visible_activity(actor, activity)
     if kind not in Reaction.Kind.values:
         raise ValidationError(f"Unknown reaction {kind!r}.")
     if is_on:

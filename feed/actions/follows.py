@@ -12,8 +12,15 @@ from feed.models import Activity, Follow
 
 
 @transaction.atomic
-def follow_account(*, user: User, account: Account, kinds: list[str] | None = None) -> Follow:
-    """Follow `account` (idempotent), seeing only `kinds` when given (None keeps the choice).
+def follow_account(
+    *,
+    user: User,
+    account: Account,
+    kinds: list[str] | None = None,
+    delivery: str | None = None,
+) -> Follow:
+    """Follow `account` (idempotent), seeing only `kinds` when given (None keeps the choice),
+    told of it by `delivery` (blank: the user's general preference; None keeps the choice).
 
     Raises AccountNotFound when `user` cannot see it, ValidationError for an unknown kind.
     """
@@ -22,12 +29,24 @@ def follow_account(*, user: User, account: Account, kinds: list[str] | None = No
         unknown = set(kinds) - set(Activity.Kind.values)
         if unknown:
             raise ValidationError(f"Unknown activity kinds: {', '.join(sorted(unknown))}.")
+    if delivery is not None and delivery not in ("", *Follow.Delivery.values):
+        raise ValidationError(
+            f"Unknown delivery {delivery!r}; use one of {', '.join(Follow.Delivery.values)}."
+        )
     follow, created = Follow.objects.get_or_create(
-        user=user, account=account, defaults={"kinds": sorted(set(kinds or []))}
+        user=user,
+        account=account,
+        defaults={"kinds": sorted(set(kinds or [])), "delivery": delivery or ""},
     )
+    changed = []
     if not created and kinds is not None and sorted(set(kinds)) != follow.kinds:
         follow.kinds = sorted(set(kinds))
-        follow.save(update_fields=["kinds"])
+        changed.append("kinds")
+    if not created and delivery is not None and delivery != follow.delivery:
+        follow.delivery = delivery
+        changed.append("delivery")
+    if changed:
+        follow.save(update_fields=changed)
     if created:
         events.follow_changed(user_id=user.pk, account_id=account.pk, is_following=True)
     return follow

@@ -6,6 +6,10 @@
  * last cursor it saw; activities already on the page are never shown twice. New activities slide in
  * at the top while the top of the timeline is in view; when the reader has scrolled down they wait
  * behind a quiet "n new" marker instead of moving the page under the reader's eyes.
+ *
+ * The same socket carries the reader's `notifications` stream, which keeps the unread badge in
+ * the header right: every notification event says how many are unread after it, so reading in
+ * one tab clears the badge in the others.
  */
 (function () {
   "use strict";
@@ -14,11 +18,16 @@
   const status = document.getElementById("live-status");
   const viewersBox = document.getElementById("viewers");
   const marker = document.getElementById("new-marker");
-  if (!timeline || !("WebSocket" in window)) return;
+  const bell = document.getElementById("notification-bell");
+  const badge = document.getElementById("unread-badge");
+  const inbox = document.getElementById("inbox");
+  if ((!timeline && !bell) || !("WebSocket" in window)) return;
 
-  const stream = timeline.dataset.stream;
+  const stream = timeline ? timeline.dataset.stream : null;
   const me = document.body.dataset.userId;
-  let cursor = timeline.dataset.cursor || null;
+  const cursors = {};
+  if (timeline) cursors[stream] = timeline.dataset.cursor || null;
+  if (bell) cursors.notifications = bell.dataset.cursor || null;
   let attempt = 0;
   const waiting = [];
 
@@ -143,12 +152,52 @@
     names.textContent = others.map(function (person) { return person.display_name; }).join(", ");
   }
 
+  function setUnread(count) {
+    if (!badge) return;
+    badge.dataset.unread = String(count);
+    badge.textContent = String(count);
+    badge.hidden = count === 0;
+    const markAll = document.querySelector("[data-mark-all]");
+    if (markAll) markAll.disabled = count === 0;
+  }
+
+  function noticed(data) {
+    if (!inbox || inbox.querySelector('[data-notification-id="' + data.id + '"]')) return;
+    const item = document.createElement("li");
+    item.className = "inbox-item unread";
+    item.dataset.notificationId = String(data.id);
+    const link = document.createElement("a");
+    link.className = "inbox-open";
+    link.href = data.url;
+    [["inbox-kind", data.kind.replace(/_/g, " ")], ["inbox-title", data.title], ["muted", "just now"]].forEach(function (part) {
+      const span = document.createElement("span");
+      span.className = part[0];
+      span.textContent = part[1];
+      link.appendChild(span);
+    });
+    item.appendChild(link);
+    const empty = inbox.querySelector("[data-empty]");
+    if (empty) empty.remove();
+    inbox.prepend(item);
+  }
+
+  function onNotification(frame) {
+    if (frame.type === "notification.created") noticed(frame.data);
+    if (frame.type === "notification.read" && inbox) {
+      inbox.querySelectorAll(".inbox-item.unread").forEach(function (item) {
+        if (frame.data.all || frame.data.ids.indexOf(Number(item.dataset.notificationId)) >= 0) item.classList.remove("unread");
+      });
+    }
+    if (frame.data && typeof frame.data.unread === "number") setUnread(frame.data.unread);
+  }
+
   function onMessage(message) {
     let frame;
     try { frame = JSON.parse(message.data); } catch (e) { return; }
-    if (frame.stream && frame.stream !== stream) return;
     if (frame.type === "subscribed") setStatus("online");
-    if (frame.cursor) cursor = frame.cursor;
+    if (frame.stream && frame.cursor && frame.stream in cursors) cursors[frame.stream] = frame.cursor;
+    if (frame.stream === "notifications") { onNotification(frame); return; }
+    if (!timeline || (frame.stream && frame.stream !== stream)) return;
     if (frame.type === "activity.created") arrived(frame.data);
     else if (frame.type === "activity.updated") updated(frame.data);
     else if (frame.type === "activity.deleted") removed(frame.data);
@@ -162,7 +211,8 @@
     setStatus("connecting");
     socket.addEventListener("open", function () {
       attempt = 0;
-      socket.send(JSON.stringify({ op: "subscribe", stream: stream, since: cursor, presence: Boolean(viewersBox) }));
+      if (timeline) socket.send(JSON.stringify({ op: "subscribe", stream: stream, since: cursors[stream], presence: Boolean(viewersBox) }));
+      if (bell) socket.send(JSON.stringify({ op: "subscribe", stream: "notifications", since: cursors.notifications }));
     });
     socket.addEventListener("message", onMessage);
     socket.addEventListener("close", function (event) {

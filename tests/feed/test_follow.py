@@ -22,11 +22,31 @@ def test_account_team_member_follows_quietly(cast: Cast) -> None:
 def test_put_follows_and_delete_unfollows(cast: Cast) -> None:
     client = client_for(cast.teammate)
     url = f"/api/v1/accounts/{cast.account.pk}/follow/"
-    assert client.put(url).json() == {"account": cast.account.pk, "following": True, "kinds": []}
+    answer = client.put(url).json()
+    assert answer == {"account": cast.account.pk, "following": True, "kinds": [], "delivery": ""}
     assert client.put(url).status_code == 200  # idempotent
     assert followed_account_ids(cast.teammate) == {cast.account.pk}
     assert client.delete(url).json()["following"] is False
     assert client.delete(url).status_code == 200
+    assert followed_account_ids(cast.teammate) == set()
+
+
+def test_follow_carries_how_news_of_the_account_reaches_you(cast: Cast) -> None:
+    client = client_for(cast.teammate)
+    url = f"/api/v1/accounts/{cast.account.pk}/follow/"
+    answer = client.put(url, {"delivery": "email", "kinds": ["call"]}, format="json").json()
+    assert (answer["delivery"], answer["kinds"]) == ("email", ["call"])
+    assert client.put(url, {"kinds": ["post"]}, format="json").json()["delivery"] == "email"
+    assert client.put(url, {"delivery": ""}, format="json").json()["delivery"] == ""
+
+
+def test_unknown_delivery_of_a_follow_is_refused(cast: Cast) -> None:
+    client = client_for(cast.teammate)
+    url = f"/api/v1/accounts/{cast.account.pk}/follow/"
+    for bad in ("pigeon", 3, ["email"]):
+        answer = client.put(url, {"delivery": bad}, format="json")
+        assert answer.status_code == 400, bad
+        assert "delivery" in answer.json()
     assert followed_account_ids(cast.teammate) == set()
 
 

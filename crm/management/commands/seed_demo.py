@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from crm import actions
 from crm.models import Account, Lead, Opportunity, Team, User
+from feed import happenings
 from feed.actions import (
     add_comment,
     create_task,
@@ -196,7 +197,8 @@ class Command(BaseCommand):
         accounts += [(name, industry, "West") for name, industry in WEST]
         created = 0
         for name, industry, team_name in tqdm(accounts, desc="Demo accounts", unit="account"):
-            with transaction.atomic():
+            # Two months of made-up history is not news: nobody is notified of it.
+            with transaction.atomic(), happenings.quiet():
                 created += self._account(name, industry, team_name, users, admin)
         with transaction.atomic():
             leads = self._leads(admin)

@@ -1,0 +1,32 @@
+"""The write path of notifications: one function per change, each in one transaction."""
+
+from notifications.actions.email import flush_emails, send_digests
+from notifications.actions.happenings import note_happening, notify_happening, sweep_happenings
+from notifications.actions.inbox import mark_read, notify
+from notifications.actions.preferences import (
+    check_schedule,
+    set_preferences,
+    set_schedule,
+    unsubscribe,
+    unsubscribe_token,
+    update_preferences,
+)
+from notifications.actions.reminders import send_meeting_reminders, send_task_alerts
+
+__all__ = [
+    "check_schedule",
+    "flush_emails",
+    "mark_read",
+    "note_happening",
+    "notify",
+    "notify_happening",
+    "send_digests",
+    "send_meeting_reminders",
+    "send_task_alerts",
+    "set_preferences",
+    "set_schedule",
+    "sweep_happenings",
+    "unsubscribe",
+    "unsubscribe_token",
+    "update_preferences",
+]

@@ -1,0 +1,95 @@
+"""From something that happened in the feed to the notifications it makes.
+
+The listener only writes a `Happening` row in the change's own transaction and queues a task
+after commit; the task evaluates the rules. So the post path stays fast, a lost queue message or
+a killed worker loses nothing (the sweep re-queues the row), and the row's deletion commits with
+the notifications it made, so a task run twice makes them once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from crm.models import User
+from feed import happenings as feed_happenings
+from notifications import queries, rules
+from notifications.actions.inbox import notify
+from notifications.models import Happening
+
+log = logging.getLogger(__name__)
+
+
+def note_happening(happening: feed_happenings.Happening) -> None:
+    """Listener of `feed.happenings`: keep the happening and queue its task after commit."""
+    from notifications import tasks
+
+    row = Happening.objects.create(
+        what=happening.what,
+        activity=happening.activity,
+        actor_id=happening.actor_id,
+        previous_status=happening.previous_status,
+    )
+    transaction.on_commit(lambda: tasks.notify_happening.delay(row.pk), robust=True)
+
+
+@transaction.atomic
+def notify_happening(happening_id: int) -> int:
+    """Turn one happening into notifications; answers how many were made.
+
+    The row is locked (skipping a row another worker holds) and deleted in this transaction.
+    """
+    row = (
+        Happening.objects.select_for_update(skip_locked=True)
+        .select_related("activity__account", "activity__parent", "actor")
+        .filter(pk=happening_id)
+        .first()
+    )
+    if row is None:
+        return 0
+    activity = row.activity
+    made = 0
+    if activity.deleted_at is None:
+        facts = queries.facts_for(
+            what=row.what,
+            activity=activity,
+            actor_id=row.actor_id,
+            previous_status=row.previous_status,
+        )
+        chosen = rules.recipients(facts)
+        people = User.objects.in_bulk(list(chosen))
+        deliveries = queries.chosen_deliveries(set(chosen))
+        per_follow = queries.follow_deliveries(activity.account_id, set(chosen))
+        for user_id, kind in chosen.items():
+            delivery = rules.delivery_for(kind, deliveries[user_id], per_follow.get(user_id, ""))
+            made += bool(
+                notify(
+                    recipient=people[user_id],
+                    kind=kind,
+                    activity=activity,
+                    actor=row.actor,
+                    source=f"h:{row.pk}",
+                    delivery=delivery,
+                )
+            )
+    row.delete()
+    return made
+
+
+def stale_happening_ids(now: dt.datetime, *, age: dt.timedelta) -> list[int]:
+    """Happenings whose task should have run by now: its message was lost or its worker died."""
+    cutoff = now - age
+    return list(
+        Happening.objects.filter(created_at__lt=cutoff).order_by("id").values_list("pk", flat=True)
+    )
+
+
+def sweep_happenings(*, age: dt.timedelta = dt.timedelta(minutes=1)) -> int:
+    """Work the stale happenings here and now; answers how many notifications that made."""
+    made = 0
+    for pk in stale_happening_ids(timezone.now(), age=age):
+        made += notify_happening(pk)
+    return made

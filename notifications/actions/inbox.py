@@ -1,0 +1,73 @@
+"""Making notifications and reading them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from crm.models import User
+from feed.models import Activity
+from notifications import events
+from notifications.models import Delivery, Notification
+from notifications.queries import unread_count
+from notifications.titles import title_for
+
+
+def notify(
+    *,
+    recipient: User,
+    kind: str,
+    activity: Activity,
+    actor: User | None,
+    source: str,
+    delivery: str,
+) -> Notification | None:
+    """Tell `recipient` about `activity` unless they turned `kind` off or were already told
+    by the same `source`. Must run inside a transaction; the push goes out after commit."""
+    if delivery == Delivery.OFF:
+        return None
+    now = timezone.now()
+    email_due_at = None
+    if delivery == Delivery.EMAIL:
+        email_due_at = now + dt.timedelta(seconds=settings.TIDINGS_EMAIL_BATCH_SECONDS)
+    notification, created = Notification.objects.get_or_create(
+        recipient=recipient,
+        source=source,
+        defaults={
+            "kind": kind,
+            "delivery": delivery,
+            "activity": activity,
+            "account_id": activity.account_id,
+            "actor": actor,
+            "title": title_for(kind, activity, actor)[:300],
+            "email_due_at": email_due_at,
+        },
+    )
+    if not created:
+        return None
+    if delivery in (Delivery.IN_APP, Delivery.EMAIL):
+        events.notification_created(notification, unread=unread_count(recipient))
+    return notification
+
+
+@transaction.atomic
+def mark_read(*, user: User, ids: list[int] | None = None) -> int:
+    """Mark `user`'s notifications `ids` (all of them when None) read; answers how many changed.
+
+    Ids that are not the user's own raise ValidationError and change nothing, so nobody learns
+    whether someone else's notification exists.
+    """
+    mine = Notification.objects.filter(recipient=user)
+    if ids is not None:
+        ids = sorted(set(ids))
+        if mine.filter(pk__in=ids).count() != len(ids):
+            raise ValidationError("Some of those notifications are not yours or do not exist.")
+        mine = mine.filter(pk__in=ids)
+    changed = mine.filter(read_at__isnull=True).update(read_at=timezone.now())
+    if changed:
+        events.notifications_read(user.pk, ids=ids, unread=unread_count(user))
+    return changed

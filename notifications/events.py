@@ -1,0 +1,30 @@
+"""What the notifications app pushes: to the recipient's own `notifications` stream only."""
+
+from __future__ import annotations
+
+from feed.events import notifications_stream
+from notifications.models import Notification
+from notifications.serializers import notification_json
+from realtime.outbox import record_event
+
+NOTIFICATION_CREATED = "notification.created"
+NOTIFICATION_READ = "notification.read"
+
+
+def notification_created(notification: Notification, *, unread: int) -> None:
+    """`data` is the notification as the API shows it, plus the recipient's unread count."""
+    data = notification_json(notification) | {"unread": unread}
+    record_event(
+        stream=notifications_stream(notification.recipient_id),
+        type=NOTIFICATION_CREATED,
+        data=data,
+    )
+
+
+def notifications_read(user_id: int, *, ids: list[int] | None, unread: int) -> None:
+    """Every open tab of the reader clears them; `ids` None means all of them."""
+    record_event(
+        stream=notifications_stream(user_id),
+        type=NOTIFICATION_READ,
+        data={"ids": ids, "all": ids is None, "unread": unread},
+    )
