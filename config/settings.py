@@ -127,6 +127,10 @@ else:
             "NAME": str(VAR_DIR / "tidings.sqlite3"),
             # Writers wait for each other instead of failing with "database is locked".
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+            # Tests on SQLite use a file, not the shared-cache in-memory database: its table locks
+            # ignore the timeout above, so the threads of the socket tests failed at random with
+            # "database table is locked".
+            "TEST": {"NAME": str(VAR_DIR / "test.sqlite3")},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

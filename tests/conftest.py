@@ -108,3 +108,24 @@ def _fresh_cache() -> Any:
     cache.clear()
     yield
     cache.clear()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tasks the code under test queues go to an in-memory broker nobody reads: a test runs
+    the work itself (`work_happenings`, the jobs with a given time), and the service tests run a
+    real worker on Redis in its own process (tests/service/)."""
+    from config.celery import app
+
+    app.conf.broker_url = "memory://"
+    app.conf.broker_transport_options = {}
+
+
+def work_happenings() -> int:
+    """Run what a Celery worker would for every happening waiting: tests under the `db` fixture
+    never commit, so the task queued on commit never runs by itself."""
+    from notifications.actions import notify_happening
+    from notifications.models import Happening
+
+    return sum(
+        notify_happening(pk) for pk in Happening.objects.order_by("id").values_list("pk", flat=True)
+    )

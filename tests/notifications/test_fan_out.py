@@ -1,0 +1,162 @@
+"""From actions in the feed to notifications, through the same code the worker runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.utils import timezone
+
+from crm import actions as crm_actions
+from feed import actions as feed
+from feed.models import Activity
+from notifications import actions
+from notifications.models import Happening, Notification
+from realtime.models import Event
+from tests.conftest import Cast, work_happenings
+
+
+def told(user: object) -> list[tuple[str, int]]:
+    return list(
+        Notification.objects.filter(recipient=user)
+        .order_by("id")
+        .values_list("kind", "activity_id")
+    )
+
+
+def test_mention_notifies_the_person_named(cast: Cast) -> None:
+    post = feed.post_activity(author=cast.teammate, account=cast.account, body="@alice look")
+    work_happenings()
+    assert told(cast.owner) == [("mention", post.pk)]
+    assert told(cast.teammate) == []  # never the actor
+
+
+def test_mention_of_outsider_is_not_notified(cast: Cast) -> None:
+    feed.post_activity(author=cast.owner, account=cast.account, body="@erin and @bob see this")
+    work_happenings()
+    assert told(cast.outsider) == []
+    assert [kind for kind, _ in told(cast.teammate)] == ["mention"]
+
+
+def test_self_mention_tells_nobody(cast: Cast) -> None:
+    feed.post_activity(author=cast.owner, account=cast.account, body="note to @alice")
+    work_happenings()
+    assert Notification.objects.count() == 0
+
+
+def test_reply_reaches_the_thread_starter_and_followers_once_each(cast: Cast) -> None:
+    root = feed.post_activity(author=cast.owner, account=cast.account, body="plan?")
+    feed.add_comment(actor=cast.teammate, parent=root, body="first")  # bob now follows
+    work_happenings()  # as the worker does, right after each commit
+    reply = feed.add_comment(actor=cast.support, parent=root, body="@alice second")
+    work_happenings()
+    # alice: a reply to her thread (from bob), then a mention (from carol) — one per happening.
+    assert [kind for kind, _ in told(cast.owner)] == ["reply", "mention"]
+    assert told(cast.teammate) == [("reply", reply.pk)]
+    assert told(cast.support) == []
+
+
+def test_muted_thread_stays_silent(cast: Cast) -> None:
+    root = feed.post_activity(author=cast.owner, account=cast.account, body="plan?")
+    feed.set_thread_subscription(user=cast.owner, thread=root, is_muted=True)
+    feed.add_comment(actor=cast.teammate, parent=root, body="reply")
+    work_happenings()
+    assert told(cast.owner) == []
+
+
+def test_assignment_notifies_the_assignee(cast: Cast) -> None:
+    task = feed.create_task(
+        actor=cast.owner, account=cast.account, subject="Send quote", assignee=cast.teammate
+    )
+    work_happenings()
+    assert told(cast.teammate) == [("assigned", task.pk)]
+
+
+def test_request_status_reaches_its_author(cast: Cast) -> None:
+    request = feed.raise_request(actor=cast.owner, account=cast.account, subject="Broken login")
+    feed.update_request(actor=cast.support, request=request, assignee=cast.support)
+    feed.update_request(actor=cast.support, request=request, status="resolved", resolution="ok")
+    work_happenings()
+    assert [kind for kind, _ in told(cast.owner)] == ["request_status"]
+    title = Notification.objects.get(recipient=cast.owner).title
+    assert "resolved" in title
+
+
+def test_followed_account_activity_goes_to_the_digest_by_default(cast: Cast) -> None:
+    feed.follow_account(user=cast.support, account=cast.account)
+    feed.log_call(actor=cast.owner, account=cast.account, body="talked")
+    work_happenings()
+    item = Notification.objects.get(recipient=cast.support)
+    assert (item.kind, item.delivery) == ("followed_activity", "digest")
+    # Not in the inbox, not pushed: it waits for the digest.
+    assert not Event.objects.filter(stream=f"notifications:{cast.support.pk}").exists()
+
+
+def test_follow_kinds_narrow_what_a_follower_hears(cast: Cast) -> None:
+    feed.follow_account(user=cast.support, account=cast.account, kinds=["call"])
+    feed.post_activity(author=cast.owner, account=cast.account, body="news")
+    feed.log_call(actor=cast.owner, account=cast.account, body="call")
+    work_happenings()
+    assert [Activity.objects.get(pk=pk).kind for _, pk in told(cast.support)] == ["call"]
+
+
+def test_per_follow_delivery_overrides_the_general_choice(cast: Cast) -> None:
+    actions.set_preferences(user=cast.support, choices={"followed_activity": "off"})
+    feed.follow_account(user=cast.support, account=cast.account, delivery="in_app")
+    feed.post_activity(author=cast.owner, account=cast.account, body="news")
+    work_happenings()
+    assert Notification.objects.get(recipient=cast.support).delivery == "in_app"
+
+
+def test_kind_turned_off_is_not_made(cast: Cast) -> None:
+    actions.set_preferences(user=cast.owner, choices={"mention": "off"})
+    feed.post_activity(author=cast.teammate, account=cast.account, body="@alice hi")
+    work_happenings()
+    assert told(cast.owner) == []
+
+
+def test_follower_who_lost_access_is_not_told(cast: Cast) -> None:
+    crm_actions.grant_account_access(actor=cast.admin, account=cast.account, user=cast.outsider)
+    feed.follow_account(user=cast.outsider, account=cast.account)
+    crm_actions.revoke_account_access(actor=cast.admin, account=cast.account, user=cast.outsider)
+    feed.post_activity(author=cast.owner, account=cast.account, body="@erin secret")
+    work_happenings()
+    assert told(cast.outsider) == []
+
+
+def test_a_happening_worked_twice_notifies_once(cast: Cast) -> None:
+    feed.post_activity(author=cast.teammate, account=cast.account, body="@alice hi")
+    pk = Happening.objects.get().pk
+    assert actions.notify_happening(pk) == 1
+    assert actions.notify_happening(pk) == 0
+    assert Notification.objects.count() == 1
+
+
+def test_sweep_works_happenings_whose_task_was_lost(cast: Cast) -> None:
+    feed.post_activity(author=cast.teammate, account=cast.account, body="@alice hi")
+    Happening.objects.update(created_at=timezone.now() - dt.timedelta(minutes=5))
+    assert actions.sweep_happenings() == 1
+    assert not Happening.objects.exists()
+
+
+def test_in_app_notification_is_pushed_to_its_recipient_only(cast: Cast) -> None:
+    feed.post_activity(author=cast.teammate, account=cast.account, body="@alice hi")
+    work_happenings()
+    pushed = Event.objects.filter(type="notification.created")
+    assert [event.stream for event in pushed] == [f"notifications:{cast.owner.pk}"]
+    data = pushed.get().data
+    assert data["unread"] == 1 and data["kind"] == "mention" and data["account"] == cast.account.pk
+
+
+def test_demo_history_notifies_nobody(cast: Cast) -> None:
+    from feed import happenings
+
+    with happenings.quiet():
+        feed.post_activity(author=cast.teammate, account=cast.account, body="@alice old news")
+    assert not Happening.objects.exists()
+
+
+def test_deleted_activity_notifies_nobody(cast: Cast) -> None:
+    post = feed.post_activity(author=cast.teammate, account=cast.account, body="@alice oops")
+    feed.delete_activity(actor=cast.teammate, activity=post)
+    work_happenings()
+    assert Notification.objects.count() == 0
