@@ -155,6 +155,11 @@ def followed_account_ids(user: Any) -> set[int]:
     return set(visible_accounts(user).filter(_followed(user)).values_list("pk", flat=True))
 
 
+def follow_choice(user: Any, account: Account) -> Follow | None:
+    """`user`'s preferences for `account` (kinds, delivery), if they ever chose any."""
+    return Follow.objects.filter(user_id=user.pk, account=account).first()
+
+
 def is_following(user: Any, account: Account) -> bool:
     return account.pk in followed_account_ids(user)
 

@@ -24,10 +24,11 @@ from crm.visibility import get_visible_account
 from feed import actions
 from feed.inputs import new_activity
 from feed.mentions import mention_warnings
-from feed.models import Activity
+from feed.models import Activity, Follow
 from feed.queries import (
     account_overview,
     account_timeline,
+    follow_choice,
     get_visible_activity,
     home_feed,
     is_following,
@@ -87,6 +88,8 @@ def account_detail(request: HttpRequest, account_id: int) -> HttpResponse:
         "kinds": Activity.Kind.choices,
         "is_first_page": not request.GET.get("before"),
         "is_following": is_following(request.user, account),
+        "follow": follow_choice(request.user, account),
+        "deliveries": Follow.Delivery.choices,
         "now": timezone.now(),
     }
     return render(request, "feed/account_detail.html", context)
@@ -233,6 +236,19 @@ def follow(request: HttpRequest, account_id: int) -> HttpResponse:
         actions.unfollow_account(user=user, account=account)
         if is_following(user, account):
             messages.info(request, "You still follow it as its owner or account-team member.")
+    elif request.POST.get("preferences") == "yes":
+        kinds = request.POST.getlist("kinds")
+        try:
+            actions.follow_account(
+                user=user,
+                account=account,
+                kinds=kinds,
+                delivery=request.POST.get("delivery", ""),
+            )
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, "Saved what you follow of this account, and how.")
     else:
         actions.follow_account(user=user, account=account)
     return _back(account.pk)

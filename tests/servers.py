@@ -260,6 +260,56 @@ def running_web(env: dict[str, str], log_dir: Path, **options: Any) -> Iterator[
         server.stop()
 
 
+# --- Celery worker and beat -------------------------------------------------------------------
+
+
+@dataclass
+class CeleryProcess:
+    """`celery worker` or `celery beat` with the production command line, in its own process
+    group so that killing it takes its pool children too (as losing the machine would)."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group: no warm shutdown, no acknowledgement of the running task."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=STOP_SECONDS)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, lines: int = 60) -> str:
+        return _tail(self.log, lines)
+
+
+def start_celery(name: str, env: dict[str, str], log_dir: Path) -> CeleryProcess:
+    """Start `config.processes.command(name)` ("worker" or "beat"); readiness is for the caller
+    to await through what the process does."""
+    argv = processes.command(name)
+    executable = Path(sys.executable).with_name(argv[0])
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"celery-{name}-{time.monotonic_ns()}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(executable), *argv[1:]],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return CeleryProcess(name=name, process=process, log=log)
+
+
 # --- a private Redis --------------------------------------------------------------------------
 
 REDIS_SERVER = "/usr/bin/redis-server"

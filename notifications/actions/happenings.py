@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -43,7 +44,7 @@ def notify_happening(happening_id: int) -> int:
     The row is locked (skipping a row another worker holds) and deleted in this transaction.
     """
     row = (
-        Happening.objects.select_for_update(skip_locked=True)
+        Happening.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("activity__account", "activity__parent", "actor")
         .filter(pk=happening_id)
         .first()
@@ -87,8 +88,12 @@ def stale_happening_ids(now: dt.datetime, *, age: dt.timedelta) -> list[int]:
     )
 
 
-def sweep_happenings(*, age: dt.timedelta = dt.timedelta(minutes=1)) -> int:
-    """Work the stale happenings here and now; answers how many notifications that made."""
+def sweep_happenings(*, age: dt.timedelta | None = None) -> int:
+    """Work the happenings older than `age` (one sweep interval by default) here and now;
+    answers how many notifications that made. One still queued is safe to work twice: the
+    row lock and its deletion make the second run a no-op."""
+    if age is None:
+        age = dt.timedelta(seconds=settings.TIDINGS_SWEEP_SECONDS)
     made = 0
     for pk in stale_happening_ids(timezone.now(), age=age):
         made += notify_happening(pk)

@@ -77,3 +77,23 @@ def test_follows_of_accounts_no_longer_visible_are_ignored(cast: Cast) -> None:
     cast.teammate.team = cast.west
     cast.teammate.save(update_fields=["team"])
     assert cast.account.pk not in followed_account_ids(cast.teammate)
+
+
+def test_follow_preferences_from_the_account_page(cast: Cast) -> None:
+    from django.test import Client
+
+    from feed.models import Follow
+
+    browser = Client()
+    browser.force_login(cast.owner)
+    page = browser.get(f"/accounts/{cast.account.pk}/").content.decode()
+    assert "What you follow here, and how" in page  # the owner follows quietly already
+    form = {"preferences": "yes", "kinds": ["call", "meeting"], "delivery": "email"}
+    assert browser.post(f"/accounts/{cast.account.pk}/follow/", form).status_code == 302
+    follow = Follow.objects.get(user=cast.owner, account=cast.account)
+    assert (follow.kinds, follow.delivery) == (["call", "meeting"], "email")
+    bad = browser.post(
+        f"/accounts/{cast.account.pk}/follow/", {**form, "delivery": "pigeon"}, follow=True
+    )
+    assert "Unknown delivery" in bad.content.decode()
+    assert Follow.objects.get(user=cast.owner, account=cast.account).delivery == "email"
