@@ -122,7 +122,7 @@ class InboxPage:
 def inbox(user: Any, *, before: str | None = None, unread_only: bool = False) -> InboxPage:
     """Newest first, by keyset on the id (`before` is the `next` of the previous page).
     Three queries: visibility is a subquery, the page, and the unread count."""
-    queryset = _shown(user).select_related("actor", "account")
+    queryset = _shown(user).select_related("actor", "account", "activity")
     if before:
         if not before.isdigit() or int(before) < 1:
             raise ValidationError("That is not a valid page cursor.")

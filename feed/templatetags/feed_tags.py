@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django import template
 from django.utils import timezone
+from django.utils.timesince import timesince
 
 from feed.models import Activity
 
 register = template.Library()
+
+
+@register.filter
+def ago(moment: dt.datetime | None) -> str:
+    """ "just now" within a minute, else "3 hours ago" (Django's timesince says "0 minutes")."""
+    if moment is None:
+        return ""
+    if timezone.now() - moment < dt.timedelta(minutes=1):
+        return "just now"
+    return f"{timesince(moment)} ago"
+
 
 OUTCOMES = {
     "connected": "Connected",
