@@ -151,8 +151,25 @@ class ActivityDetailView(APIView):
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
         if not data:
-            raise ApiValidationError({"detail": "Send body, subject or is_done."})
+            raise ApiValidationError(
+                {"detail": "Send body, subject, is_done, or a request's status or assignee."}
+            )
         try:
+            if "status" in data or "assignee" in data:
+                assignee = None
+                if "assignee" in data:
+                    assignee = User.objects.filter(
+                        username=data["assignee"], is_active=True
+                    ).first()
+                    if assignee is None:
+                        raise ApiValidationError({"assignee": "Nobody active has that username."})
+                activity = actions.update_request(
+                    actor=_me(request),
+                    request=activity,
+                    status=data.get("status"),
+                    assignee=assignee,
+                    resolution=data.get("resolution", ""),
+                )
             if "is_done" in data:
                 activity = actions.set_task_done(
                     actor=_me(request),

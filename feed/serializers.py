@@ -261,11 +261,20 @@ class CommentSerializer(serializers.Serializer[Any]):
 
 
 class ActivityChangeSerializer(serializers.Serializer[Any]):
-    """PATCH: the text, or a task's done state. Nothing else can change this way."""
+    """PATCH: the text (its author), a task's done state (assignee or author), a request's status
+    and assignee (support staff, managers; the assignee may move the status). Nothing else can
+    change this way; other fields are ignored."""
 
     body = serializers.CharField(max_length=POST_MAX_CHARS, required=False, allow_blank=True)
     subject = serializers.CharField(max_length=SUBJECT_MAX_CHARS, required=False, allow_blank=True)
     is_done = serializers.BooleanField(required=False)
+    status = serializers.ChoiceField(
+        choices=["open", "in_progress", "waiting", "resolved"], required=False
+    )
+    assignee = serializers.CharField(required=False, help_text="Username (requests only).")
+    resolution = serializers.CharField(
+        max_length=POST_MAX_CHARS, required=False, allow_blank=True, help_text="With resolved."
+    )
 
 
 class RevisionSerializer(serializers.Serializer[Any]):

@@ -19,9 +19,11 @@ INBOX_PAGE = 30
 
 
 def facts_for(
-    *, what: str, activity: Activity, actor_id: int | None, previous_status: str = ""
+    *, what: str, activity: Activity, actor_id: int | None, assignee_id: int | None
 ) -> rules.Facts:
-    """Everything the rules ask about `activity`, in a handful of queries whatever the audience."""
+    """Everything the rules ask about `activity`, in a handful of queries whatever the audience.
+
+    `assignee_id` is who had it when it happened, not who has it now."""
     root = activity.parent if activity.parent is not None else activity
     names = mentioned_usernames(f"{activity.subject}\n{activity.body}")
     mentioned = set(
@@ -33,7 +35,7 @@ def facts_for(
     followers = account_followers(activity.account_id)
     thread_author = root.author_id if activity.parent_id else None
     candidates = mentioned | set(followers) | {user for user, _ in choices}
-    candidates |= {pk for pk in (activity.author_id, activity.assignee_id, thread_author) if pk}
+    candidates |= {pk for pk in (activity.author_id, assignee_id, thread_author) if pk}
     can_see = set(
         people_who_can_see(activity.account).filter(pk__in=candidates).values_list("pk", flat=True)
     )
@@ -43,7 +45,7 @@ def facts_for(
         actor=actor_id,
         can_see=frozenset(can_see),
         author=activity.author_id,
-        assignee=activity.assignee_id,
+        assignee=assignee_id,
         mentioned=frozenset(mentioned),
         thread_author=thread_author,
         thread_followers=frozenset(user for user, is_muted in choices if not is_muted),

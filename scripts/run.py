@@ -48,6 +48,8 @@ def _bin(argv: list[str]) -> list[str]:
 def main() -> int:
     port = _port()
     host = os.environ.get("HOST", "127.0.0.1")
+    # Links in notification emails point at this server unless told otherwise.
+    os.environ.setdefault("TIDINGS_BASE_URL", f"http://{host}:{port}")
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, check=True)
     subprocess.run(
@@ -63,6 +65,9 @@ def main() -> int:
     children = {name: subprocess.Popen(_bin(argv), cwd=ROOT) for name, argv in commands.items()}
     print(f"\n  Tidings is running at http://{host}:{port}/   ({stack})", flush=True)
     print("  Demo logins (password: demo):", ", ".join(f"{u} ({r})" for u, r in DEMO_LOGINS))
+    mail = os.environ.get("TIDINGS_MAIL_DIR") or "var/mail/"
+    if not os.environ.get("EMAIL_HOST"):
+        print(f"  Notification emails are written as files under {mail}")
     print("  Press Ctrl-C to stop web, worker and beat.\n", flush=True)
 
     stopping = False

@@ -33,6 +33,7 @@ def note_happening(happening: feed_happenings.Happening) -> None:
         activity=happening.activity,
         actor_id=happening.actor_id,
         previous_status=happening.previous_status,
+        assignee_id=happening.activity.assignee_id,
     )
     transaction.on_commit(lambda: tasks.notify_happening.delay(row.pk), robust=True)
 
@@ -58,7 +59,7 @@ def notify_happening(happening_id: int) -> int:
             what=row.what,
             activity=activity,
             actor_id=row.actor_id,
-            previous_status=row.previous_status,
+            assignee_id=row.assignee_id,
         )
         chosen = rules.recipients(facts)
         people = User.objects.in_bulk(list(chosen))

@@ -160,3 +160,27 @@ def test_deleted_activity_notifies_nobody(cast: Cast) -> None:
     feed.delete_activity(actor=cast.teammate, activity=post)
     work_happenings()
     assert Notification.objects.count() == 0
+
+
+def test_request_worked_through_the_api_tells_its_author(cast: Cast) -> None:
+    from tests.conftest import client_for
+
+    request = feed.raise_request(actor=cast.owner, account=cast.account, subject="Broken login")
+    url = f"/api/v1/activities/{request.pk}/"
+    # The author may not move their own request, nor pick who works it.
+    author = client_for(cast.owner)
+    assert author.patch(url, {"status": "resolved"}, format="json").status_code == 403
+    assert author.patch(url, {"assignee": "carol"}, format="json").status_code == 403
+    support = client_for(cast.support)
+    bad = support.patch(url, {"assignee": "nobody"}, format="json")
+    assert bad.status_code == 400 and "assignee" in bad.json()
+    assert support.patch(url, {"status": "done"}, format="json").status_code == 400
+    taken = support.patch(url, {"assignee": "carol", "status": "in_progress"}, format="json")
+    assert taken.status_code == 200, taken.content
+    assert (taken.json()["status"], taken.json()["assignee"]["username"]) == (
+        "in_progress",
+        "carol",
+    )
+    work_happenings()
+    assert [kind for kind, _ in told(cast.owner)] == ["request_status"]
+    assert told(cast.support) == []  # she assigned it to herself
