@@ -155,6 +155,14 @@ def followed_account_ids(user: Any) -> set[int]:
     return set(visible_accounts(user).filter(_followed(user)).values_list("pk", flat=True))
 
 
+def followed_account_names(user: Any) -> dict[int, str]:
+    """Id -> name of the accounts `user` follows (one query), for a live home page."""
+    if not getattr(user, "is_authenticated", False):
+        return {}
+    followed = visible_accounts(user).filter(_followed(user))
+    return dict(followed.values_list("pk", "name"))
+
+
 def follow_choice(user: Any, account: Account) -> Follow | None:
     """`user`'s preferences for `account` (kinds, delivery), if they ever chose any."""
     return Follow.objects.filter(user_id=user.pk, account=account).first()

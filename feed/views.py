@@ -29,6 +29,7 @@ from feed.queries import (
     account_overview,
     account_timeline,
     follow_choice,
+    followed_account_names,
     get_visible_activity,
     home_feed,
     is_following,
@@ -45,7 +46,13 @@ def home(request: HttpRequest) -> HttpResponse:
         page = home_feed(request.user, before=before)
     except ValidationError:
         page, before = home_feed(request.user), None
-    context = {"timeline": page, "cursor": cursor, "is_first_page": not before}
+    context = {
+        "timeline": page,
+        "cursor": cursor,
+        "is_first_page": not before,
+        # Live items name their account as rendered ones do.
+        "account_names": followed_account_names(request.user),
+    }
     return render(request, "feed/home.html", context)
 
 

@@ -60,7 +60,48 @@
     }
     // textContent, never innerHTML: the body is user text.
     item.querySelector(".activity-text").textContent = activity.body;
+    showAccount(item, activity);
+    wireActions(item, activity);
     return item;
+  }
+
+  // The names of the accounts a home page can show, rendered by the server as JSON data.
+  const accountNames = (function () {
+    const data = document.getElementById("account-names");
+    try { return data ? JSON.parse(data.textContent) : {}; } catch (e) { return {}; }
+  })();
+
+  function showAccount(item, activity) {
+    const name = accountNames[String(activity.account)];
+    if (!name) return;
+    const holder = item.querySelector(".live-account");
+    const link = holder.querySelector("a");
+    link.href = "/accounts/" + activity.account + "/#activity-" + (activity.parent || activity.id);
+    link.textContent = name;
+    holder.hidden = false;
+  }
+
+  // The same buttons a server-rendered activity has, on the account page (the home page shows
+  // none, as when rendered): each form posts to /activities/<id>/<verb>/ like the others.
+  function wireActions(item, activity) {
+    const actions = item.querySelector("[data-live-actions]");
+    if (!actions || !timeline.dataset.actions) return;
+    const mine = activity.author && String(activity.author.id) === me;
+    const isAdmin = document.body.dataset.isAdmin === "yes";
+    const worker = activity.kind === "task" && (mine || (activity.assignee && String(activity.assignee.id) === me) || isAdmin);
+    const editable = ["post", "comment", "meeting", "call", "task", "request"].indexOf(activity.kind) >= 0;
+    const shown = { root: !activity.parent, mine: mine && editable, deletable: mine || isAdmin, "task-worker": worker && !activity.is_done };
+    actions.querySelectorAll("[data-only]").forEach(function (part) {
+      const wanted = shown[part.dataset.only];
+      part.hidden = !wanted;
+      if (!wanted) part.remove();
+    });
+    actions.querySelectorAll("form[data-verb]").forEach(function (form) {
+      form.action = "/activities/" + activity.id + "/" + form.dataset.verb + "/";
+    });
+    const edit = actions.querySelector('form[data-verb="edit"] textarea');
+    if (edit) edit.value = activity.body;
+    actions.hidden = false;
   }
 
   function isTopInView() {

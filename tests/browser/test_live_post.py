@@ -107,6 +107,12 @@ def test_post_reaches_a_teammate_live(
         expect(live).to_have_text("Live")
         assert alice.evaluate("window.__marker") == 1, "Alice's page reloaded or navigated"
         assert alice.url == alice_url
+        # It has the buttons a rendered one has, and they work (Bob's post: no Edit for Alice).
+        expect(posted.locator("summary", has_text="Reply")).to_be_visible()
+        expect(posted.locator("summary", has_text="Edit")).to_have_count(0)
+        posted.get_by_role("button", name="♥ Like").click()
+        liked = alice.locator("#timeline > li", has_text=first_line)
+        expect(liked.get_by_role("button", name=re.compile("Liked"))).to_be_visible()
         created = [f for f in alice_frames if f.get("type") == "activity.created"]
         assert len(created) == 1, alice_frames
         assert created[0]["stream"] == stream

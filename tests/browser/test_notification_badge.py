@@ -50,6 +50,11 @@ def test_badge_lights_up_live_and_clears_in_every_tab(
         bob.get_by_role("button", name="Post", exact=True).click()
         expect(bob.locator("#timeline")).to_contain_text("order form")
 
+        # The home feed shows the post live, naming its account as a rendered item does.
+        live_item = alice.locator("#timeline > li", has_text="order form")
+        expect(live_item).to_have_count(1)
+        expect(live_item.get_by_role("link", name="Acme Logistics")).to_be_visible()
+
         # The worker turns the mention into a notification; the socket brings the badge.
         expect(badge).to_be_visible(timeout=WAIT_MS)
         expect(badge).to_have_text("1")
