@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from feed.models import Follow
+
 
 class Kind(models.TextChoices):
     """Why someone is told. One notification per person per happening: the first reason wins."""
@@ -19,11 +21,8 @@ class Kind(models.TextChoices):
     FOLLOWED_ACTIVITY = "followed_activity", "Activity on an account you follow"
 
 
-class Delivery(models.TextChoices):
-    IN_APP = "in_app", "In the app"
-    EMAIL = "email", "In the app and by email"
-    DIGEST = "digest", "In the digest"
-    OFF = "off", "Off"
+# How a person is told: the same four choices a follow's own delivery offers (feed owns follows).
+Delivery = Follow.Delivery
 
 
 class Notification(models.Model):
