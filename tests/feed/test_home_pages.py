@@ -189,3 +189,17 @@ def test_timeline_pages_list_each_root_once_with_its_live_replies_oldest_first(c
         before = page.next
     assert seen == expected
     assert root is not None and root.pk in seen
+
+
+def test_timeline_of_an_account_one_may_not_see_is_a_404_before_any_400(cast: Cast) -> None:
+    url = f"/api/v1/accounts/{cast.account.pk}/activities/"
+    outsider, owner = client_for(cast.outsider), client_for(cast.owner)
+    for query in ("", "?before=garbage", "?kind=gossip", "?kind=call&q=x&author=alice"):
+        assert outsider.get(url + query).status_code == 404, query
+    assert owner.get(url + "?before=garbage").status_code == 400
+    assert owner.get(url + "?kind=gossip").status_code == 400
+    Activity.objects.filter(account=cast.account).delete()
+    with CaptureQueriesContext(connection) as queries:
+        response = owner.get(url)
+    assert response.json() == {"results": [], "next": None}
+    assert len(queries) == 1  # nothing on the page: no people to load
