@@ -316,7 +316,11 @@ class HomeFeedView(APIView):
     )
     def get(self, request: Request) -> Response:
         try:
-            page = home_feed(request.user, before=request.query_params.get("before"))
+            page = home_feed(
+                request.user,
+                before=request.query_params.get("before"),
+                with_account_and_parent=False,
+            )
         except ValidationError as error:
             raise _bad_request(error, "before") from None
         return Response(
