@@ -29,8 +29,18 @@ class ModelColumns(Generic[M]):
     Build them with `columns_of`, which keeps them: finding the converters costs more than loading
     a page of rows."""
 
-    def __init__(self, model: type[M], alias: str, connection: BaseDatabaseWrapper) -> None:
-        fields = model._meta.concrete_fields
+    def __init__(
+        self,
+        model: type[M],
+        alias: str,
+        connection: BaseDatabaseWrapper,
+        only: tuple[str, ...] | None = None,
+    ) -> None:
+        fields = [
+            field
+            for field in model._meta.concrete_fields
+            if only is None or field.attname in only or field.primary_key
+        ]
         self.model = model
         self.connection = connection
         self.db = connection.alias
@@ -58,18 +68,24 @@ class ModelColumns(Generic[M]):
         return self.model.from_db(self.db, self.attnames, values)
 
 
-_KEPT: dict[tuple[type[Model], str, str], ModelColumns[Any]] = {}
+_KEPT: dict[tuple[type[Model], str, str, tuple[str, ...] | None], ModelColumns[Any]] = {}
 
 
-def columns_of(model: type[M], alias: str, connection: BaseDatabaseWrapper) -> ModelColumns[M]:
-    """`ModelColumns(model, alias, connection)`, made once per database alias. The converters are
-    bound to the first connection object of that alias; every thread's connection to one alias
-    has the same settings, which is all they read."""
+def columns_of(
+    model: type[M],
+    alias: str,
+    connection: BaseDatabaseWrapper,
+    only: tuple[str, ...] | None = None,
+) -> ModelColumns[M]:
+    """`ModelColumns(model, alias, connection, only)`, made once per database alias. The
+    converters are bound to the first connection object of that alias; every thread's connection
+    to one alias has the same settings, which is all they read. Fields left out of `only` are
+    deferred, as with `QuerySet.only`."""
     real = connections[connection.alias]
-    key = (model, alias, real.alias)
+    key = (model, alias, real.alias, only)
     kept = _KEPT.get(key)
     if kept is None:
-        kept = _KEPT[key] = ModelColumns(model, alias, real)
+        kept = _KEPT[key] = ModelColumns(model, alias, real, only)
     return kept
 
 
@@ -83,6 +99,19 @@ def set_prefetched(instance: Model, name: str, model: type[M], related: list[M])
     instance._prefetched_objects_cache[name] = cached  # type: ignore[attr-defined]
 
 
+# What pages show of an author or assignee (the JSON's person, templates' names and team); the
+# password hash and login dates are not read, so not loaded.
+PERSON_FIELDS = (
+    "username",
+    "first_name",
+    "last_name",
+    "email",
+    "role",
+    "team_id",
+    "is_active",
+    "is_staff",
+    "is_superuser",
+)
 _AUTHOR = Activity._meta.get_field("author")
 _ASSIGNEE = Activity._meta.get_field("assignee")
 _ACCOUNT = Activity._meta.get_field("account")
@@ -97,7 +126,7 @@ class ActivityColumns:
     def __init__(self, connection: BaseDatabaseWrapper, *, with_context: bool = False) -> None:
         self.connection = connections[connection.alias]
         self.activity = columns_of(Activity, "a", connection)
-        self.users = columns_of(User, "u", connection)
+        self.users = columns_of(User, "u", connection, PERSON_FIELDS)
         self.account: ModelColumns[Account] | None = None
         self.parent: ModelColumns[Activity] | None = None
         self.select = self.activity.select
