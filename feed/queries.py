@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
 
 from crm.models import Account, AccountTeamMember
-from crm.visibility import AccountNotFound, visible_accounts
+from crm.visibility import AccountNotFound, can_see_account, visible_accounts, visible_accounts_sql
 from feed.cursors import decode_cursor, encode_cursor
 from feed.home_sql import HomeWanted, home_page_statement
 from feed.models import Activity, Follow, ThreadSubscription
@@ -81,12 +81,14 @@ def get_visible_account_timeline(
         pk = int(account_id)
     except (TypeError, ValueError):
         raise AccountNotFound() from None
-    visible = visible_accounts(user).filter(pk=pk).order_by().values("pk")
+    compiled = visible_accounts_sql(user)
+    if compiled is None:
+        raise AccountNotFound()
     filters = _RootFilters(before=before, kind=kind, author=author, q=q, size=size)
     try:
-        return _timeline(pk, visible, filters)
+        return _timeline(pk, compiled, filters)
     except ValidationError:
-        if not visible.exists():
+        if not can_see_account(user, pk):
             raise AccountNotFound() from None
         raise
 
@@ -100,9 +102,11 @@ class _RootFilters:
     size: int
 
 
-def _timeline(account_id: int, visible: QuerySet[Any] | None, filters: _RootFilters) -> Page:
-    """The page; with `visible` (the account, if the user may see it), AccountNotFound unless it
-    answers a row."""
+def _timeline(
+    account_id: int, visible: tuple[str, tuple[Any, ...]] | None, filters: _RootFilters
+) -> Page:
+    """The page; with `visible` (the SQL of the accounts the user may see), AccountNotFound
+    unless the account is among them."""
     roots = Activity.objects.filter(
         account_id=account_id, deleted_at__isnull=True, parent__isnull=True
     )
@@ -128,12 +132,12 @@ def _timeline(account_id: int, visible: QuerySet[Any] | None, filters: _RootFilt
         sql = f"WITH page AS ({roots_sql}) SELECT {columns.select} FROM {rows}"  # noqa: S608
     else:
         # No row: not visible. One row of NULLs: visible, with nothing on the page.
-        visible_sql, visible_params = visible.query.sql_with_params()
+        visible_sql, visible_params = visible
         sql = (
             f"WITH page AS ({roots_sql}) SELECT {columns.select} "  # noqa: S608
-            f"FROM ({visible_sql}) v LEFT JOIN ({rows}) ON TRUE"
+            f"FROM ({visible_sql}) v LEFT JOIN ({rows}) ON TRUE WHERE v.pk = %s"
         )
-        params += visible_params
+        params += [*visible_params, account_id]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         found = cursor.fetchall()
@@ -212,7 +216,10 @@ def _home_sources(user: Any) -> _Sources:
     sources = _Sources(every_kind=[], some_kinds={}, threads=[], thread_accounts=[], muted=[])
     if not getattr(user, "is_authenticated", False):
         return sources
-    visible, visible_params = visible_accounts(user).order_by().values("pk").query.sql_with_params()
+    compiled = visible_accounts_sql(user)
+    if compiled is None:
+        return sources
+    visible, visible_params = compiled
     sql = _SOURCES_SQL.format(visible=visible)
     params = [user.pk] * 4 + list(visible_params) + [user.pk] + list(visible_params)
     with connection.cursor() as cursor:

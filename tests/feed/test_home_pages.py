@@ -12,9 +12,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from crm.models import Account
+from crm.visibility import AccountNotFound
 from feed import home_sql
 from feed.models import Activity, Follow, ThreadSubscription
-from feed.queries import home_feed
+from feed.queries import account_timeline, get_visible_account_timeline, home_feed
 from tests.conftest import Cast, client_for, make_account
 
 KINDS = ["post", "call", "email", "task"]
@@ -157,8 +158,6 @@ def test_a_user_who_follows_nothing_has_an_empty_home_in_one_query(cast: Cast) -
 
 
 def test_timeline_pages_list_each_root_once_with_its_live_replies_oldest_first(cast: Cast) -> None:
-    from feed.queries import account_timeline
-
     _, accounts = _history(cast)
     account = accounts["all"]
     reply = Activity.objects.filter(parent__isnull=False, account=account).first()
@@ -203,3 +202,26 @@ def test_timeline_of_an_account_one_may_not_see_is_a_404_before_any_400(cast: Ca
         response = owner.get(url)
     assert response.json() == {"results": [], "next": None}
     assert len(queries) == 1  # nothing on the page: no people to load
+
+
+def test_an_inactive_user_sees_no_timeline_and_an_empty_home(cast: Cast) -> None:
+    _history(cast)
+    cast.teammate.is_active = False
+    cast.teammate.save(update_fields=["is_active"])
+    assert home_feed(cast.teammate).results == []
+    with pytest.raises(AccountNotFound):
+        get_visible_account_timeline(cast.teammate, cast.account.pk)
+
+
+def test_visibility_follows_a_change_of_team_at_once(cast: Cast) -> None:
+    expected, accounts = _history(cast)
+    assert [a.pk for a in home_feed(cast.teammate, size=500).results] == expected
+    assert get_visible_account_timeline(cast.teammate, accounts["all"].pk).results
+    cast.teammate.team = cast.west
+    cast.teammate.save(update_fields=["team"])
+    west_rows = [a.pk for a in home_feed(cast.teammate, size=500).results]
+    assert west_rows and {a.account_id for a in home_feed(cast.teammate, size=500).results} == {
+        cast.west_account.pk
+    }
+    with pytest.raises(AccountNotFound):
+        get_visible_account_timeline(cast.teammate, accounts["all"].pk)
