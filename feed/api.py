@@ -27,7 +27,7 @@ from feed.inputs import new_activity
 from feed.mentions import mention_warnings
 from feed.models import Activity, Reaction
 from feed.queries import (
-    account_timeline,
+    get_visible_account_timeline,
     get_visible_activity,
     home_feed,
     is_following,
@@ -87,16 +87,16 @@ class AccountActivitiesView(APIView):
         responses=_page(ThreadSerializer, "TimelinePage"),
     )
     def get(self, request: Request, account_id: int) -> Response:
-        account = get_visible_account(request.user, account_id)
         params = request.query_params
         kind = params.get("kind") or None
         if kind is not None and kind not in Activity.Kind.values:
+            get_visible_account(request.user, account_id)  # 404 before 400, as for the cursor
             choices = ", ".join(Activity.Kind.values)
             raise ApiValidationError({"kind": f"Unknown kind; use one of {choices}."})
         try:
-            page = account_timeline(
+            page = get_visible_account_timeline(
                 request.user,
-                account,
+                account_id,
                 before=params.get("before"),
                 kind=kind,
                 author=(params.get("author") or None),
@@ -353,7 +353,11 @@ class HomeFeedView(APIView):
     )
     def get(self, request: Request) -> Response:
         try:
-            page = home_feed(request.user, before=request.query_params.get("before"))
+            page = home_feed(
+                request.user,
+                before=request.query_params.get("before"),
+                with_account_and_parent=False,
+            )
         except ValidationError as error:
             raise _bad_request(error, "before") from None
         return Response(

@@ -79,6 +79,20 @@ class Activity(models.Model):
                 fields=["account", "kind", "-occurred_at", "-id"], name="feed_timeline_kind"
             ),
             models.Index(fields=["parent", "occurred_at", "id"], name="feed_thread_replies"),
+            # The home feed (feed.queries._HOME_PAGE_SQL): the newest live rows of all accounts,
+            # read index-only, and the newest live rows of one account, read index-only per follow.
+            models.Index(
+                fields=["-occurred_at", "-id"],
+                include=["account", "kind", "parent"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="feed_live_recent",
+            ),
+            models.Index(
+                fields=["account", "-occurred_at", "-id"],
+                include=["parent"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="feed_live_timeline",
+            ),
             models.Index(fields=["assignee", "done_at", "due_at"], name="feed_open_work"),
         ]
         verbose_name_plural = "activities"

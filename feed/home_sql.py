@@ -1,0 +1,138 @@
+"""The statement that finds a page of a home feed on PostgreSQL (`feed.queries.home_feed`).
+
+A home feed merges many timelines: every followed account (or only the kinds chosen for it),
+followed threads, minus muted threads. Filtering one scan of all activity by "is it wanted" costs
+in proportion to how rare wanted rows are: a user following only quiet accounts made PostgreSQL
+read a million rows for a deep page (docs/benchmarks-feed.md). So the page is found one of two
+ways, each bounded:
+
+- `seek`: the newest `n` rows below the cursor of each followed account (of each (account, kind)
+  when the follow chose kinds) and of the followed threads, each from its own index range
+  (feed_live_timeline, feed_timeline_kind, the primary key, feed_thread_replies), then merged.
+  It costs one short index range per follow, however old the rows are: right for quiet feeds and
+  for the usual few dozen follows.
+- `walk`: the newest `WALK_WINDOW` live rows of all accounts (an index-only scan of
+  feed_live_recent), keeping the wanted ones. If that finds `n`, they are the page (any newer wanted
+  row would be inside the window). A user following hundreds of accounts is answered from a few
+  hundred index entries this way, where `seek` would read `n` rows of each of them. When the
+  window finds fewer than `n`, `seek` runs instead (a one-time filter on the walk's count), so
+  the walk is only tried when the follows are many (`WALK_FROM_FOLLOWS`).
+
+Only the terms that apply are written (no kinds, no threads, no mutes: no text for them), which
+keeps planning, a large part of the cost of a page, short.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+WALK_WINDOW = 2000
+WALK_FROM_FOLLOWS = 100
+
+
+@dataclass
+class HomeWanted:
+    every_kind: list[int]  # accounts followed for every kind
+    some_kinds: dict[int, list[str]]  # accounts followed for some kinds
+    threads: list[int]  # followed threads (their roots' ids)
+    thread_accounts: list[int]  # the (visible) accounts of those threads
+    muted: list[int]  # muted threads
+
+
+@dataclass
+class Statement:
+    sql: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def home_page_statement(
+    wanted: HomeWanted, *, at: dt.datetime | None, pk: int | None, n: int
+) -> Statement:
+    """SELECT id, occurred_at of the first `n` wanted live rows below the cursor (at, pk), newest
+    first (no cursor: from the newest)."""
+    pairs = [(account, kind) for account, kinds in wanted.some_kinds.items() for kind in kinds]
+    # Arrays go as array literals: psycopg would adapt a list element by element, once per
+    # placeholder, which for 500 follows cost more than planning the statement.
+    params: dict[str, Any] = {
+        "at": at,
+        "pk": pk,
+        "n": n,
+        "window": WALK_WINDOW,
+        "every": _array(wanted.every_kind),
+        "picky": _array(list(wanted.some_kinds)),
+        "pairs": _array([f"{account}:{kind}" for account, kind in pairs]),
+        "pair_accounts": _array([account for account, _ in pairs]),
+        "pair_kinds": _array([kind for _, kind in pairs]),
+        "threads": _array(wanted.threads),
+        "thread_accounts": _array(wanted.thread_accounts),
+        "muted": _array(wanted.muted),
+    }
+    below = " AND (x.occurred_at, x.id) < (%(at)s, %(pk)s)" if at is not None else ""
+    live = f"x.deleted_at IS NULL{below}"
+    if wanted.muted:
+        live += (
+            " AND NOT (x.id = ANY(%(muted)s::bigint[])"
+            " OR coalesce(x.parent_id, 0) = ANY(%(muted)s::bigint[]))"
+        )
+    newest = "ORDER BY x.occurred_at DESC, x.id DESC LIMIT %(n)s"
+    seeks = []
+    if wanted.every_kind:
+        seeks.append(
+            "SELECT s.id, s.occurred_at FROM unnest(%(every)s::bigint[]) f(account_id)"  # noqa: S608 -- fixed text; values are parameters
+            " CROSS JOIN LATERAL (SELECT x.id, x.occurred_at FROM feed_activity x"
+            f" WHERE x.account_id = f.account_id AND {live} {newest}) s"
+        )
+    if pairs:
+        seeks.append(
+            "SELECT s.id, s.occurred_at"  # noqa: S608 -- fixed text; values are parameters
+            " FROM unnest(%(pair_accounts)s::bigint[], %(pair_kinds)s::text[]) f(account_id, kind)"
+            " CROSS JOIN LATERAL (SELECT x.id, x.occurred_at FROM feed_activity x"
+            f" WHERE x.account_id = f.account_id AND x.kind = f.kind AND {live} {newest}) s"
+        )
+    if wanted.threads:
+        seeks.append(
+            "SELECT x.id, x.occurred_at FROM feed_activity x"  # noqa: S608 -- fixed text; values are parameters
+            " WHERE (x.id = ANY(%(threads)s::bigint[]) OR x.parent_id = ANY(%(threads)s::bigint[]))"
+            f" AND x.account_id = ANY(%(thread_accounts)s::bigint[]) AND {live}"
+        )
+    # UNION, not UNION ALL: a reply in a followed thread on a followed account is reached twice.
+    merged = " UNION ".join(seeks)
+    follows = len(wanted.every_kind) + len(pairs)
+    if follows < WALK_FROM_FOLLOWS:
+        return Statement(f"SELECT id, occurred_at FROM ({merged}) s {_NEWEST}", params)  # noqa: S608 -- fixed text; values are parameters
+    terms = []
+    if wanted.every_kind:
+        terms.append("x.account_id = ANY(%(every)s::bigint[])")
+    if pairs:
+        terms.append(
+            "(x.account_id = ANY(%(picky)s::bigint[])"
+            " AND x.account_id::text || ':' || x.kind = ANY(%(pairs)s::text[]))"
+        )
+    if wanted.threads:
+        terms.append(
+            "((x.id = ANY(%(threads)s::bigint[]) OR x.parent_id = ANY(%(threads)s::bigint[]))"
+            " AND x.account_id = ANY(%(thread_accounts)s::bigint[]))"
+        )
+    window = (
+        "SELECT x.id, x.occurred_at, x.account_id, x.kind, x.parent_id FROM feed_activity x"  # noqa: S608 -- fixed text; values are parameters
+        f" WHERE {live} ORDER BY x.occurred_at DESC, x.id DESC LIMIT %(window)s"
+    )
+    sql = (
+        f"WITH walk AS (SELECT x.id, x.occurred_at FROM ({window}) x"  # noqa: S608 -- fixed text; values are parameters
+        f" WHERE {' OR '.join(terms)} {newest}) "
+        "SELECT id, occurred_at FROM walk WHERE (SELECT count(*) FROM walk) = %(n)s "
+        f"UNION ALL (SELECT id, occurred_at FROM ({merged}) s"
+        f" WHERE (SELECT count(*) FROM walk) < %(n)s {_NEWEST})"
+    )
+    return Statement(sql, params)
+
+
+_NEWEST = "ORDER BY occurred_at DESC, id DESC LIMIT %(n)s"
+
+
+def _array(values: list[int] | list[str]) -> str:
+    """A PostgreSQL array literal of `values` (elements quoted, as text arrays need)."""
+    quoted = ('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + ",".join(quoted) + "}"

@@ -1,0 +1,171 @@
+"""Model instances from hand-written SQL, built the way the ORM builds them.
+
+The feed's page queries are written by hand (`feed.queries`): on a page of 25 threads Django's
+query compiler, `select_related` and `prefetch_related` machinery cost several times what
+PostgreSQL spends answering (docs/benchmarks-feed.md). `ModelColumns` is the other half: the select
+list of one model under a table alias, and the conversion of that run of a result row into an
+instance with the database converters the ORM would apply (JSON, SQLite datetimes, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Model, QuerySet
+
+from crm.models import Account, User
+from feed.models import Activity
+
+M = TypeVar("M", bound=Model)
+Converter = Callable[[Any, Any, BaseDatabaseWrapper], Any]
+
+
+class ModelColumns(Generic[M]):
+    """All concrete columns of `model` under `alias`, and how to load them from a row.
+
+    Build them with `columns_of`, which keeps them: finding the converters costs more than loading
+    a page of rows."""
+
+    def __init__(
+        self,
+        model: type[M],
+        alias: str,
+        connection: BaseDatabaseWrapper,
+        only: tuple[str, ...] | None = None,
+    ) -> None:
+        fields = [
+            field
+            for field in model._meta.concrete_fields
+            if only is None or field.attname in only or field.primary_key
+        ]
+        self.model = model
+        self.connection = connection
+        self.db = connection.alias
+        self.width = len(fields)
+        self.attnames = [field.attname for field in fields]
+        self.select = ", ".join(f'{alias}."{field.column}"' for field in fields)
+        self.converters: list[tuple[int, list[Converter], Any]] = []
+        for index, field in enumerate(fields):
+            column = field.get_col(alias)
+            found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+            if found:
+                self.converters.append((index, found, column))
+
+    def load(self, row: Sequence[Any], start: int) -> M | None:
+        """The instance in `row[start:start + width]`; None when its primary key is NULL (a LEFT
+        JOIN that found nothing)."""
+        values = list(row[start : start + self.width])
+        if values[0] is None:
+            return None
+        for index, converters, column in self.converters:
+            value = values[index]
+            for convert in converters:
+                value = convert(value, column, self.connection)
+            values[index] = value
+        return self.model.from_db(self.db, self.attnames, values)
+
+
+_KEPT: dict[tuple[type[Model], str, str, tuple[str, ...] | None], ModelColumns[Any]] = {}
+
+
+def columns_of(
+    model: type[M],
+    alias: str,
+    connection: BaseDatabaseWrapper,
+    only: tuple[str, ...] | None = None,
+) -> ModelColumns[M]:
+    """`ModelColumns(model, alias, connection, only)`, made once per database alias. The
+    converters are bound to the first connection object of that alias; every thread's connection
+    to one alias has the same settings, which is all they read. Fields left out of `only` are
+    deferred, as with `QuerySet.only`."""
+    real = connections[connection.alias]
+    key = (model, alias, real.alias, only)
+    kept = _KEPT.get(key)
+    if kept is None:
+        kept = _KEPT[key] = ModelColumns(model, alias, real, only)
+    return kept
+
+
+def set_prefetched(instance: Model, name: str, model: type[M], related: list[M]) -> None:
+    """Make `instance.<name>.all()` answer `related` without a query, as `prefetch_related` does."""
+    cached: QuerySet[M] = QuerySet(model=model)
+    cached._result_cache = related
+    cached._prefetch_done = True  # type: ignore[attr-defined]
+    if not hasattr(instance, "_prefetched_objects_cache"):
+        instance._prefetched_objects_cache = {}  # type: ignore[attr-defined]
+    instance._prefetched_objects_cache[name] = cached  # type: ignore[attr-defined]
+
+
+# What pages show of an author or assignee (the JSON's person, templates' names and team); the
+# password hash and login dates are not read, so not loaded.
+PERSON_FIELDS = (
+    "username",
+    "first_name",
+    "last_name",
+    "email",
+    "role",
+    "team_id",
+    "is_active",
+    "is_staff",
+    "is_superuser",
+)
+_AUTHOR = Activity._meta.get_field("author")
+_ASSIGNEE = Activity._meta.get_field("assignee")
+_ACCOUNT = Activity._meta.get_field("account")
+_PARENT = Activity._meta.get_field("parent")
+
+
+class ActivityColumns:
+    """An activity under alias `a` (optionally with its account `ac` and parent `ap`, for pages
+    that show where a row comes from); `attach_people` then loads authors and assignees in one
+    query."""
+
+    def __init__(self, connection: BaseDatabaseWrapper, *, with_context: bool = False) -> None:
+        self.connection = connections[connection.alias]
+        self.activity = columns_of(Activity, "a", connection)
+        self.users = columns_of(User, "u", connection, PERSON_FIELDS)
+        self.account: ModelColumns[Account] | None = None
+        self.parent: ModelColumns[Activity] | None = None
+        self.select = self.activity.select
+        self.joins = ""
+        if with_context:
+            self.account = columns_of(Account, "ac", connection)
+            self.parent = columns_of(Activity, "ap", connection)
+            self.select += f", {self.account.select}, {self.parent.select}"
+            self.joins = (
+                "JOIN crm_account ac ON ac.id = a.account_id "
+                "LEFT JOIN feed_activity ap ON ap.id = a.parent_id"
+            )
+
+    def load(self, row: Sequence[Any]) -> Activity:
+        activity = self.activity.load(row, 0)
+        if activity is None:
+            raise ValueError("a row without an activity")
+        if self.account is not None and self.parent is not None:
+            start = self.activity.width
+            _ACCOUNT.set_cached_value(activity, self.account.load(row, start))
+            _PARENT.set_cached_value(activity, self.parent.load(row, start + self.account.width))
+        return activity
+
+    def attach_people(self, activities: list[Activity]) -> None:
+        """Authors and assignees of `activities`, in one query (none when there are none)."""
+        wanted: set[int] = {a.author_id for a in activities if a.author_id is not None}
+        wanted |= {a.assignee_id for a in activities if a.assignee_id is not None}
+        people: dict[int, User] = {}
+        if wanted:
+            marks = ", ".join(["%s"] * len(wanted))
+            with self.connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT {self.users.select} FROM crm_user u WHERE u.id IN ({marks})",  # noqa: S608 -- column names and placeholders only
+                    sorted(wanted),
+                )
+                for row in cursor.fetchall():
+                    user = self.users.load(row, 0)
+                    if user is not None:
+                        people[user.pk] = user
+        for activity in activities:
+            _AUTHOR.set_cached_value(activity, people.get(activity.author_id))  # type: ignore[arg-type]
+            _ASSIGNEE.set_cached_value(activity, people.get(activity.assignee_id))  # type: ignore[arg-type]
