@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('crm', '0001_initial'),
-        ('feed', '0004_follow_delivery'),
+        ('feed', '0005_follow_delivery'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

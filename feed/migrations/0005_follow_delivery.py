@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("feed", "0003_structured_kinds"),
+        ("feed", "0004_live_feed_indexes"),
     ]
 
     operations = [
