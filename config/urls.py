@@ -11,6 +11,8 @@ from crm import api as crm_api
 from crm import views as crm_views
 from feed import api as feed_api
 from feed import views as feed_views
+from integrations import api as integrations_api
+from integrations.email import views as email_views
 from realtime import api as realtime_api
 
 api_v1 = [
@@ -76,6 +78,11 @@ api_v1 = [
     path(
         "leads/<int:lead_id>/convert/", feed_api.LeadConvertView.as_view(), name="api-lead-convert"
     ),
+    path(
+        "integrations/inbound-emails/<int:inbound_id>/",
+        integrations_api.InboundEmailStatusView.as_view(),
+        name="api-inbound-email",
+    ),
     path("feed/", feed_api.HomeFeedView.as_view(), name="api-feed"),
     path("search/", feed_api.SearchView.as_view(), name="api-search"),
 ]
@@ -98,6 +105,28 @@ urlpatterns = [
         name="activity-history",
     ),
     path("activities/<int:activity_id>/<slug:verb>/", feed_views.act, name="activity-act"),
+    path("integrations/email/inbound/raw/", email_views.inbound_raw, name="email-inbound-raw"),
+    path("integrations/email/triage/", email_views.triage, name="email-triage"),
+    path(
+        "integrations/email/triage/rematch/",
+        email_views.triage_rematch,
+        name="email-triage-rematch",
+    ),
+    path(
+        "integrations/email/triage/<int:inbound_id>/assign/",
+        email_views.triage_assign,
+        name="email-triage-assign",
+    ),
+    path(
+        "integrations/email/triage/<int:inbound_id>/rerun/",
+        email_views.triage_rerun,
+        name="email-triage-rerun",
+    ),
+    path(
+        "integrations/email/attachments/<int:attachment_id>/",
+        email_views.attachment_download,
+        name="email-attachment",
+    ),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
