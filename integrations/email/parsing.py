@@ -182,7 +182,9 @@ def _read(message: EmailMessage) -> ParsedEmail:
         attachments=attachments,
         calendar=calendar,
         auto_reason=auto_reason(message, parts),
-        authentication_results=[str(v) for v in _all(message, "Authentication-Results")],
+        authentication_results=[
+            _clip(str(v), 1000) for v in _all(message, "Authentication-Results")
+        ],
         defects=defects,
     )
 
@@ -275,7 +277,7 @@ def _filename(part: Message) -> str:
         name = ""
     # Only the last path segment, printable, short: it is shown and sent back in a header.
     name = re.split(r"[\\/]", str(name))[-1]
-    name = "".join(ch for ch in name if ch.isprintable() and ch not in '"\r\n')
+    name = "".join(ch for ch in _printable(name) if ch.isprintable() and ch not in '"\r\n')
     return name.strip()[:200]
 
 
@@ -317,7 +319,7 @@ def addresses(message: Message, name: str) -> list[Address]:
     found = []
     pairs = [pair for value in _all(message, name)[:5] for pair in _pairs(value)]
     for display, address in pairs:
-        address = address.strip().lower()
+        address = _printable(address).strip().lower()
         if "@" in address and len(address) <= 254 and " " not in address:
             found.append(Address(name=_clip(display.strip(), 200), address=address))
         if len(found) >= 200:
@@ -340,7 +342,19 @@ def _date(value: str) -> dt.datetime | None:
 
 
 def _clip(text: str, limit: int) -> str:
+    text = _printable(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _printable(text: str) -> str:
+    """`text` as valid Unicode without NUL: raw 8-bit bytes in headers come back from the parser
+    as lone surrogates, which neither JSON nor PostgreSQL accept. Read as UTF-8 where they are
+    UTF-8, replaced where not."""
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text.replace("\x00", "")
 
 
 def split_reply(text: str) -> tuple[str, str]:
