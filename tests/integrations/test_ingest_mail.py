@@ -10,7 +10,7 @@ from django.core.management import call_command
 
 from integrations.models import InboundEmail
 from tests.conftest import Cast
-from tests.integrations.conftest import email
+from tests.integrations.messages import email
 
 
 def test_files_folders_and_mbox_are_imported_once_each(cast: Cast, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from integrations.email.parsing import UnreadableEmail, parse_email, peek_message_id
 from integrations.models import InboundEmail
 from tests.conftest import Cast
-from tests.integrations.conftest import email, ingest
+from tests.integrations.messages import email, ingest
 
 HEAD = b"From: Maria <maria@acme.example>\r\nTo: alice@tidings.example\r\nSubject: broken\r\n"
 

@@ -12,7 +12,7 @@ from integrations import actions
 from integrations.email.message_ids import message_id_for_activity
 from integrations.models import InboundAttachment, InboundEmail, LoggingAddress
 from tests.conftest import Cast
-from tests.integrations.conftest import email, ingest
+from tests.integrations.messages import email, ingest
 
 Status = InboundEmail.Status
 

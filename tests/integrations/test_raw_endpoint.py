@@ -12,7 +12,7 @@ from django.test import Client
 from integrations.models import InboundEmail
 from tests import services
 from tests.conftest import Cast
-from tests.integrations.conftest import email, post_raw, signature
+from tests.integrations.messages import email, post_raw, signature
 
 
 def test_a_signed_message_is_stored_and_queued(db: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from integrations.models import InboundEmail
 from tests.conftest import Cast, client_for
-from tests.integrations.conftest import email, ingest
+from tests.integrations.messages import email, ingest
 
 
 def _url(inbound: InboundEmail) -> str:

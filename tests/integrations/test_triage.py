@@ -11,7 +11,7 @@ from feed.models import Activity
 from integrations import actions
 from integrations.models import InboundAddressRule, InboundEmail
 from tests.conftest import Cast
-from tests.integrations.conftest import email, ingest
+from tests.integrations.messages import email, ingest
 
 Status = InboundEmail.Status
 
