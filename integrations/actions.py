@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from crm.models import Account, Contact, User
@@ -48,6 +48,18 @@ log = logging.getLogger(__name__)
 Status = InboundEmail.Status
 # A message that took its worker down this many times is given up, not retried forever.
 MAX_ATTEMPTS = 3
+# What processing writes on a row (never `raw`: the bytes are written once, when accepted).
+PROCESSED_FIELDS = [
+    "status",
+    "reason",
+    "activity",
+    "processed_at",
+    "from_address",
+    "subject",
+    "participants",
+    "is_verified",
+    "is_auto",
+]
 
 
 @dataclass(frozen=True)
@@ -110,13 +122,15 @@ def process_inbound_email(*, inbound_id: int) -> InboundEmail | None:
     Idempotent: a message that is not `queued` (already done, or done by a concurrent run of the
     same task) is left alone, so a re-delivered task never posts twice.
     """
-    with transaction.atomic():
-        inbound = _locked(inbound_id)
-        if inbound is None or inbound.status != Status.QUEUED:
-            return inbound
-        # Counted in its own transaction: if parsing kills the worker, the count survives.
-        inbound.attempts += 1
-        inbound.save(update_fields=["attempts"])
+    # Claimed and counted in one autocommitted statement: if parsing kills the worker, the count
+    # survives, and a message that is not queued (done already, or by a concurrent run of the
+    # same task) is left alone.
+    claimed = InboundEmail.objects.filter(pk=inbound_id, status=Status.QUEUED).update(
+        attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return InboundEmail.objects.defer("raw").filter(pk=inbound_id).first()
+    inbound = InboundEmail.objects.only("raw", "attempts").get(pk=inbound_id)
     if inbound.attempts > MAX_ATTEMPTS:
         return _finish(inbound_id, Status.FAILED, f"Gave up after {MAX_ATTEMPTS} attempts.")
     try:
@@ -133,7 +147,8 @@ def process_inbound_email(*, inbound_id: int) -> InboundEmail | None:
 
 
 def _locked(inbound_id: int) -> InboundEmail | None:
-    return InboundEmail.objects.select_for_update().filter(pk=inbound_id).first()
+    """The row, locked until the transaction ends; without the raw bytes (read once, apart)."""
+    return InboundEmail.objects.select_for_update().defer("raw").filter(pk=inbound_id).first()
 
 
 @transaction.atomic
@@ -176,7 +191,7 @@ def _decide(inbound_id: int, parsed: ParsedEmail) -> InboundEmail | None:
         inbound.account, inbound.matched_by = match.account, match.matched_by
     inbound.status, inbound.reason, inbound.activity = status, reason[:300], activity
     inbound.processed_at = timezone.now()
-    inbound.save()
+    inbound.save(update_fields=[*PROCESSED_FIELDS, "account", "matched_by"])
     return inbound
 
 
@@ -342,7 +357,7 @@ def assign_inbound_email(
     inbound.account, inbound.matched_by = account, "triage"
     inbound.status, inbound.reason = Status.PROCESSED, f"Assigned by {actor.username}."
     inbound.processed_at = timezone.now()
-    inbound.save()
+    inbound.save(update_fields=[*PROCESSED_FIELDS, "account", "matched_by"])
     return inbound
 
 
