@@ -190,6 +190,10 @@ TIDINGS_INBOUND_SECRET = env_str("TIDINGS_INBOUND_SECRET")
 TIDINGS_INBOUND_MAX_BYTES = env_int(
     "TIDINGS_INBOUND_MAX_BYTES", 30 * 1024 * 1024, minimum=1024, maximum=200 * 1024 * 1024
 )
+# Accept raw posts on the thread pool, concurrently (True), or on the one thread every sync view
+# of the process shares. Tests run in-process switch it off: their database transaction belongs
+# to that one thread.
+TIDINGS_INBOUND_ACCEPT_IN_POOL = True
 # The domain of the per-account logging addresses, log+<token>@<this domain>.
 TIDINGS_INBOUND_DOMAIN = env_str("TIDINGS_INBOUND_DOMAIN", "inbound.tidings.example").lower()
 # The company's own mail domains: a colleague's address never matches an account.

@@ -10,11 +10,12 @@ import hashlib
 import hmac
 import logging
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError
+from django.db import DatabaseError, close_old_connections
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
@@ -65,8 +66,17 @@ def read_limited_body(request: HttpRequest, limit: int) -> bytes | None:
 
 @csrf_exempt
 @require_POST
-def inbound_raw(request: HttpRequest) -> JsonResponse:
-    """POST one raw RFC 5322 message; see DESIGN.md section 6 for the answers."""
+async def inbound_raw(request: HttpRequest) -> JsonResponse:
+    """POST one raw RFC 5322 message; see DESIGN.md section 6 for the answers.
+
+    Async so that accepting does not queue behind every other sync view of the process on one
+    thread: the store runs in the thread pool, so concurrent posts write concurrently.
+    """
+    in_pool = settings.TIDINGS_INBOUND_ACCEPT_IN_POOL
+    return await sync_to_async(_accept_raw, thread_sensitive=not in_pool)(request)
+
+
+def _accept_raw(request: HttpRequest) -> JsonResponse:
     body = read_limited_body(request, settings.TIDINGS_INBOUND_MAX_BYTES)
     if body is None:
         limit = settings.TIDINGS_INBOUND_MAX_BYTES
@@ -76,6 +86,9 @@ def inbound_raw(request: HttpRequest) -> JsonResponse:
         return _error(403, "The X-Tidings-Signature header does not match the body.")
     if not body.strip():
         return _error(400, "The body is empty; send one raw RFC 5322 message.")
+    if settings.TIDINGS_INBOUND_ACCEPT_IN_POOL:
+        # This pool thread's connection outlives the request: drop it if it broke or aged out.
+        close_old_connections()
     try:
         accepted = actions.accept_inbound_email(raw=body)
     except DatabaseError:

@@ -23,6 +23,7 @@ def _inbound_settings(settings: Any, tmp_path: Path) -> Iterator[None]:
     settings.TIDINGS_OWN_DOMAINS = ["tidings.example"]
     settings.TIDINGS_INBOUND_AUTHSERV_ID = "mx.tidings.example"
     settings.TIDINGS_ATTACHMENT_DIR = tmp_path / "attachments"
+    settings.TIDINGS_INBOUND_ACCEPT_IN_POOL = False
     # The storage reads its folder on first use: have it read this test's.
     attachment_storage._wrapped = empty
     yield
