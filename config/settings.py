@@ -212,9 +212,14 @@ TIDINGS_ATTACHMENT_MAX_BYTES = env_int(
 TIDINGS_ATTACHMENT_DIR = Path(env_str("TIDINGS_ATTACHMENT_DIR") or VAR_DIR / "attachments")
 # Provider webhooks (django-anymail). WEBHOOK_SECRET is the "user:password" basic auth every
 # provider's webhook URL carries; Mailgun also signs each post with its webhook signing key.
+# Unset keys are left out: the webhooks then refuse every post (403) instead of trusting it.
 ANYMAIL = {
-    "WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET") or None,
-    "MAILGUN_WEBHOOK_SIGNING_KEY": env_str("MAILGUN_WEBHOOK_SIGNING_KEY") or None,
+    name: value
+    for name, value in {
+        "WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET"),
+        "MAILGUN_WEBHOOK_SIGNING_KEY": env_str("MAILGUN_WEBHOOK_SIGNING_KEY"),
+    }.items()
+    if value
 }
 # Mailgun's signature covers a timestamp and a token but the library checks neither's age or
 # reuse: posts older than this are refused and each token is accepted once.

@@ -12,7 +12,11 @@ from crm import views as crm_views
 from feed import api as feed_api
 from feed import views as feed_views
 from integrations import api as integrations_api
+from integrations.amazon_ses import views as amazon_ses_views
 from integrations.email import views as email_views
+from integrations.mailgun import views as mailgun_views
+from integrations.postmark import views as postmark_views
+from integrations.sendgrid import views as sendgrid_views
 from realtime import api as realtime_api
 
 api_v1 = [
@@ -106,6 +110,22 @@ urlpatterns = [
     ),
     path("activities/<int:activity_id>/<slug:verb>/", feed_views.act, name="activity-act"),
     path("integrations/email/inbound/raw/", email_views.inbound_raw, name="email-inbound-raw"),
+    path("integrations/email/inbound/mailgun/", mailgun_views.inbound, name="email-mailgun"),
+    path(
+        "integrations/email/inbound/postmark/",
+        postmark_views.inbound,
+        name="email-postmark",
+    ),
+    path(
+        "integrations/email/inbound/sendgrid/",
+        sendgrid_views.inbound,
+        name="email-sendgrid",
+    ),
+    path(
+        "integrations/email/inbound/amazon-ses/",
+        amazon_ses_views.inbound,
+        name="email-amazon-ses",
+    ),
     path("integrations/email/triage/", email_views.triage, name="email-triage"),
     path(
         "integrations/email/triage/rematch/",

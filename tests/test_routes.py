@@ -194,6 +194,31 @@ TABLE: dict[str, tuple[str, R, dict[str, Any] | None, dict[str, int]]] = {
         None,
         dict.fromkeys(ROLES, 403),
     ),
+    # Provider webhooks authenticate themselves (basic auth, signatures); a session is nothing.
+    "email-mailgun": (
+        "post",
+        lambda i: "/integrations/email/inbound/mailgun/",
+        None,
+        dict.fromkeys(ROLES, 403),
+    ),
+    "email-postmark": (
+        "post",
+        lambda i: "/integrations/email/inbound/postmark/",
+        None,
+        dict.fromkeys(ROLES, 403),
+    ),
+    "email-sendgrid": (
+        "post",
+        lambda i: "/integrations/email/inbound/sendgrid/",
+        None,
+        dict.fromkeys(ROLES, 403),
+    ),
+    "email-amazon-ses": (
+        "post",
+        lambda i: "/integrations/email/inbound/amazon-ses/",
+        None,
+        dict.fromkeys(ROLES, 403),
+    ),
     "email-triage": ("get", lambda i: "/integrations/email/triage/", None, PAGE),
     "email-triage-rematch": (
         "post",
