@@ -15,6 +15,7 @@ from integrations import api as integrations_api
 from integrations.amazon_ses import views as amazon_ses_views
 from integrations.email import views as email_views
 from integrations.mailgun import views as mailgun_views
+from integrations.meetings import api as meetings_api
 from integrations.postmark import views as postmark_views
 from integrations.sendgrid import views as sendgrid_views
 from realtime import api as realtime_api
@@ -33,6 +34,11 @@ api_v1 = [
         "accounts/<int:account_id>/activities/",
         feed_api.AccountActivitiesView.as_view(),
         name="api-account-activities",
+    ),
+    path(
+        "accounts/<int:account_id>/meetings/",
+        meetings_api.AccountMeetingsView.as_view(),
+        name="api-account-meetings",
     ),
     path(
         "accounts/<int:account_id>/follow/",

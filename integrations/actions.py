@@ -15,7 +15,7 @@ from functools import partial
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -130,15 +130,10 @@ def process_inbound_email(*, inbound_id: int) -> InboundEmail | None:
     )
     if not claimed:
         return InboundEmail.objects.defer("raw").filter(pk=inbound_id).first()
-    inbound = InboundEmail.objects.only("raw", "attempts").get(pk=inbound_id)
-    if inbound.attempts > MAX_ATTEMPTS:
-        return _finish(inbound_id, Status.FAILED, f"Gave up after {MAX_ATTEMPTS} attempts.")
     try:
-        parsed = parse_email(inbound.raw_bytes)
-    except UnreadableEmail as error:
-        return _finish(inbound_id, Status.FAILED, str(error))
-    try:
-        return _decide(inbound_id, parsed)
+        return _process_claimed(inbound_id)
+    except DatabaseError:
+        raise  # the database is away: the task retries (integrations/tasks.py)
     except Exception as error:
         # A bug must not leave the message queued forever or take the worker down; the raw
         # bytes stay, so it can be re-run once fixed. Never log the body.
@@ -146,8 +141,31 @@ def process_inbound_email(*, inbound_id: int) -> InboundEmail | None:
         return _finish(inbound_id, Status.FAILED, f"Internal error ({type(error).__name__}).")
 
 
+@transaction.atomic
+def _process_claimed(inbound_id: int) -> InboundEmail | None:
+    """One transaction, the row locked: parse, decide, post, record. (Round trips are the cost
+    of a message in the worker, so this reads the row once, raw bytes included.)"""
+    inbound = InboundEmail.objects.select_for_update().filter(pk=inbound_id).first()
+    if inbound is None or inbound.status != Status.QUEUED:
+        return inbound
+    if inbound.attempts > MAX_ATTEMPTS:
+        return _mark(inbound, Status.FAILED, f"Gave up after {MAX_ATTEMPTS} attempts.")
+    try:
+        parsed = parse_email(inbound.raw_bytes)
+    except UnreadableEmail as error:
+        return _mark(inbound, Status.FAILED, str(error))
+    return _decide(inbound, parsed)
+
+
+def _mark(inbound: InboundEmail, status: str, reason: str) -> InboundEmail:
+    inbound.status, inbound.reason = status, reason[:300]
+    inbound.processed_at = timezone.now()
+    inbound.save(update_fields=["status", "reason", "processed_at"])
+    return inbound
+
+
 def _locked(inbound_id: int) -> InboundEmail | None:
-    """The row, locked until the transaction ends; without the raw bytes (read once, apart)."""
+    """The row, locked until the transaction ends, without its raw bytes."""
     return InboundEmail.objects.select_for_update().defer("raw").filter(pk=inbound_id).first()
 
 
@@ -178,11 +196,8 @@ def _record_headers(inbound: InboundEmail, parsed: ParsedEmail) -> None:
     inbound.is_auto = bool(parsed.auto_reason)
 
 
-@transaction.atomic
-def _decide(inbound_id: int, parsed: ParsedEmail) -> InboundEmail | None:
-    inbound = _locked(inbound_id)
-    if inbound is None or inbound.status != Status.QUEUED:
-        return inbound
+def _decide(inbound: InboundEmail, parsed: ParsedEmail) -> InboundEmail:
+    """Inside the caller's transaction, with `inbound` locked and queued."""
     _record_headers(inbound, parsed)
     status, reason, match = _triage(inbound, parsed)
     activity = None

@@ -181,6 +181,12 @@ TABLE: dict[str, tuple[str, R, dict[str, Any] | None, dict[str, int]]] = {
         {**dict.fromkeys(ROLES, 404), "anonymous": 401},
     ),
     "api-feed": ("get", lambda i: "/api/v1/feed/", None, API),
+    "api-account-meetings": (
+        "post",
+        lambda i: f"/api/v1/accounts/{i['account']}/meetings/",
+        {"subject": "Quarterly review", "starts_at": "2026-11-20T10:00:00Z"},
+        {**SCOPED_API, "owner": 201, "manager": 201, "admin": 201},
+    ),
     "api-inbound-email": (
         "get",
         lambda i: f"/api/v1/integrations/inbound-emails/{i['inbound']}/",

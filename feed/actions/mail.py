@@ -24,7 +24,6 @@ def _fit(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-@transaction.atomic
 def log_email(
     *,
     account: Account,
@@ -38,7 +37,8 @@ def log_email(
     """An email on `account`'s timeline, in the thread of `parent` when it answers one.
 
     `details` carries from/to/cc, the Message-ID, the sanitized HTML and the attachments; the
-    author is the system (None), the people are in `details`.
+    author is the system (None), the people are in `details`. One write (`log_activity`, atomic
+    itself): no transaction of its own, which would cost the inbound worker two savepoints.
     """
     return log_activity(
         actor=None,
