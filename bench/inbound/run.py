@@ -272,7 +272,7 @@ def our_parse_rate(raws: list[bytes]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8, help="posting threads")
-    parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--concurrency", type=int, default=4, help="Celery worker processes")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="tidings-inbound-bench-"))
