@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q
+from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import Account, Contact, User
@@ -263,7 +264,13 @@ def post_to_timeline(
         "is_verified": inbound.is_verified,
         "inbound_email": inbound.pk,
         "attachments": [
-            {"id": a.pk, "filename": a.filename, "content_type": a.content_type, "size": a.size}
+            {
+                "id": a.pk,
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "size": a.size,
+                "url": reverse("email-attachment", args=[a.pk]),
+            }
             for a in attachments
         ],
         "attachments_left_out": [

@@ -66,9 +66,6 @@ class Address:
     def domain(self) -> str:
         return self.address.rpartition("@")[2]
 
-    def as_json(self) -> dict[str, str]:
-        return {"name": self.name, "address": self.address}
-
 
 @dataclass
 class ParsedAttachment:
@@ -213,7 +210,7 @@ def _walk(message: Message) -> tuple[list[Message], list[str]]:
             if depth > 50:
                 defects.append("nesting deeper than 50 levels; the inner parts were not read")
                 continue
-            stack.extend((child, depth + 1) for child in reversed(payload))
+            stack.extend((c, depth + 1) for c in reversed(payload) if isinstance(c, Message))
         else:
             leaves.append(part)
     return leaves, defects
@@ -436,11 +433,14 @@ def authentication_passes(results: list[str], authserv_id: str, from_domain: str
 
 
 def describe(parsed: ParsedEmail) -> dict[str, Any]:
-    """The headers an email activity shows (its `details`)."""
+    """The headers an email activity shows (its `details`), in the shape every email activity
+    has: addresses as strings, the sender's display name beside."""
     return {
-        "from": parsed.sender.as_json() if parsed.sender else None,
-        "to": [a.as_json() for a in parsed.to],
-        "cc": [a.as_json() for a in parsed.cc],
+        "direction": "inbound",
+        "from": parsed.sender.address if parsed.sender else "",
+        "from_name": parsed.sender.name if parsed.sender else "",
+        "to": [a.address for a in parsed.to],
+        "cc": [a.address for a in parsed.cc],
         "message_id": parsed.message_id,
         "in_reply_to": parsed.in_reply_to[:1],
         "date": parsed.date.isoformat() if parsed.date else None,

@@ -26,8 +26,9 @@ def test_mail_from_a_contact_lands_on_the_account_as_an_email(cast: Cast) -> Non
     assert activity.account == cast.account and activity.author is None
     assert activity.subject == "Renewal questions"
     assert "renewal next week" in activity.body
-    assert activity.details["from"] == {"name": "Maria Garcia", "address": "maria@acme.example"}
-    assert activity.details["to"][0]["address"] == "alice@tidings.example"
+    assert activity.details["from"] == "maria@acme.example"
+    assert activity.details["from_name"] == "Maria Garcia"
+    assert activity.details["to"] == ["alice@tidings.example"]
     assert activity.details["message_id"] == "first@mail.acme.example"
     assert activity.details["html"] == "<p>Hi <b>Alice</b></p>"
     assert activity.contact is not None and activity.contact.first_name == "Maria"
