@@ -79,6 +79,8 @@ def accept_inbound_email(*, raw: bytes, provider: str = "raw", provider_id: str 
     """
     message_id = peek_message_id(raw)
     digest = sha256(raw)
+    # Providers' ids come from their JSON: valid text for PostgreSQL (no NUL, no lone surrogate).
+    provider_id = provider_id.encode("utf-8", "replace").decode().replace("\x00", "")[:255]
     try:
         with transaction.atomic():
             inbound = InboundEmail.objects.create(
@@ -87,11 +89,11 @@ def accept_inbound_email(*, raw: bytes, provider: str = "raw", provider_id: str 
                 sha256=digest,
                 message_id=message_id,
                 provider=provider,
-                provider_id=provider_id[:255],
+                provider_id=provider_id,
             )
             transaction.on_commit(partial(schedule_processing, inbound.pk))
     except IntegrityError:
-        existing = _stored_copy(message_id, provider, provider_id[:255], digest)
+        existing = _stored_copy(message_id, provider, provider_id, digest)
         if existing is None:
             raise
         return Accepted(existing, is_duplicate=True)

@@ -48,7 +48,9 @@ ALLOWED_TAGS = {
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "td": {"colspan", "rowspan"}, "th": {"colspan"}}
 ALLOWED_URL_SCHEMES = {"http", "https", "mailto"}
 
-_MESSAGE_ID = re.compile(r"<([^<>\s]{1,250})>")
+# Printable ASCII without the angle brackets: Message-IDs are ASCII (RFC 5322), and anything
+# else (8-bit bytes read as surrogates) must never reach a unique index.
+_MESSAGE_ID = re.compile(r"<([\x21-\x3b\x3d\x3f-\x7e]{1,250})>")
 _reply_parser = EmailReplyParser(languages=["en", "de", "fr", "es", "it", "nl"])
 REPLY_WINDOW = 3000
 
@@ -124,7 +126,8 @@ def normalize_message_id(value: str) -> str:
     found = _MESSAGE_ID.search(value or "")
     if found is None:
         bare = (value or "").strip()
-        return bare if bare and len(bare) <= 250 and " " not in bare else ""
+        is_usable = bare.isascii() and bare.isprintable() and " " not in bare
+        return bare if is_usable and len(bare) <= 250 and not set("<>") & set(bare) else ""
     return found.group(1)
 
 

@@ -59,6 +59,10 @@ class StoreFirstInbound:
         except (AnymailWebhookValidationFailure, WebhookRefused) as error:
             log.warning("%s webhook refused: %s", self.provider, error)
             return _refuse(403, "The webhook could not be authenticated.")
+        except AnymailError as error:
+            # Not even the envelope (SNS JSON, form fields) can be read: nothing to authenticate.
+            log.warning("%s webhook unreadable: %s", self.provider, type(error).__name__)
+            return _refuse(400, "The webhook payload is not a post of this provider.")
         try:
             events = self.parse_events(request)
         except (AnymailError, KeyError, ValueError, RawPostDataException) as error:

@@ -61,6 +61,7 @@ CORPUS: dict[str, bytes] = {
     "deep nesting": _nested(2000),
     "8-bit headers": b"From: Mar\xeda <maria@acme.example>\r\nTo: alice@tidings.example\r\n"
     + b"Subject: \xc3\xa9t\xc3\xa9 \xff\xfe\r\n\r\nbody\r\n",
+    "8-bit message-id": HEAD + b"Message-ID: <caf\xe9\x00@x.example>\r\n\r\nbody\r\n",
     "bad encoded word": HEAD.replace(b"Subject: broken", b"Subject: =?utf-8?B?!!!?=")
     + b"\r\nbody\r\n",
     "garbage address": b'From: <<<@@@>>>\r\nTo: ;;;,,,"\r\nSubject: x\r\n\r\nbody\r\n',

@@ -239,3 +239,14 @@ def test_ses_notifications_from_another_topic_are_refused(
     assert response.status_code == 403
     assert not sns_certificate  # refused before any network use
     assert not InboundEmail.objects.exists()
+
+
+def test_a_post_that_is_not_sns_json_is_a_400_not_a_500(db: Any) -> None:
+    response = Client().post(
+        "/integrations/email/inbound/amazon-ses/",
+        "{not json",
+        content_type="text/plain",
+        HTTP_X_AMZ_SNS_MESSAGE_TYPE="Notification",
+        **_basic_auth(),
+    )
+    assert response.status_code == 400
