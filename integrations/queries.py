@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from crm.models import Contact, ContactEmail, User
 from crm.visibility import live_accounts, visible_accounts
@@ -78,6 +80,15 @@ def triage_queue(user: Any, *, limit: int = 100) -> list[InboundEmail]:
         is_offered = contact is not None and contact.account_id in visible
         message.suggested_contact = contact if is_offered else None  # type: ignore[attr-defined]
     return queue
+
+
+def noise_kept_out(user: Any, *, days: int = 7) -> int:
+    """How many auto-replies, bounces and bursts `user` could see were kept out of the feed."""
+    since = timezone.now() - dt.timedelta(days=days)
+    rejected = visible_inbound_emails(user).filter(
+        status=InboundEmail.Status.REJECTED, received_at__gte=since
+    )
+    return rejected.count()
 
 
 def rematchable_ids(user: Any) -> list[int]:

@@ -26,6 +26,7 @@ from integrations import actions
 from integrations.queries import (
     get_visible_attachment,
     get_visible_inbound_email,
+    noise_kept_out,
     rematchable_ids,
     sees_all_inbound,
     triage_queue,
@@ -111,6 +112,7 @@ def triage(request: HttpRequest) -> HttpResponse:
         "accounts": accounts,
         "rematchable": sum(m.suggested_contact is not None for m in queue),  # type: ignore[attr-defined,misc]
         "sees_all": sees_all_inbound(request.user),
+        "noise": noise_kept_out(request.user),
     }
     return render(request, "integrations/triage.html", context)
 

@@ -133,3 +133,10 @@ def test_the_admin_reruns_failed_messages(cast: Cast) -> None:
     inbound.refresh_from_db()
     assert inbound.status == Status.QUEUED and inbound.attempts == 0
     assert admin.get(f"/admin/integrations/inboundemail/{inbound.pk}/change/").status_code == 200
+
+
+def test_the_page_counts_the_noise_kept_out_of_the_feed(cast: Cast) -> None:
+    ingest(email(headers={"Auto-Submitted": "auto-replied"}))
+    ingest(email(sender="MAILER-DAEMON@mx.acme.example", subject="Undelivered"))
+    page = _client(cast.support).get("/integrations/email/triage/").content.decode()
+    assert "Kept out of the feed in the last 7 days: 2" in page
