@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench web worker beat clean
+.PHONY: install run test lint format bench bench-inbound web worker beat clean
 
 install: $(STAMP)
 
@@ -31,6 +31,11 @@ format: install
 
 bench: install
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.inbound
+
+# The inbound email benchmark alone (docs/benchmarks-inbound.md).
+bench-inbound: install
+	$(BIN)/python -m bench.inbound
 
 # The single processes, as docker-compose.yml runs them.
 web: install

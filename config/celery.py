@@ -83,4 +83,15 @@ app.conf.beat_schedule = {
         "task": "realtime.tasks.prune_expired_tickets",
         "schedule": crontab(minute="*/10"),
     },
+    # An inbound message whose task was lost (broker down at accept, worker killed) is queued
+    # again; processing is idempotent, so a message queued twice is still posted once.
+    "requeue-stale-inbound-emails": {
+        "task": "integrations.tasks.requeue_stale_inbound_emails",
+        "schedule": crontab(minute="*/5"),
+    },
+    # Mailgun tokens are refused for replay only while their timestamp is still accepted.
+    "prune-webhook-tokens": {
+        "task": "integrations.tasks.prune_webhook_tokens",
+        "schedule": crontab(minute=17, hour="*/6"),
+    },
 }

@@ -210,6 +210,53 @@ TIDINGS_EMAIL_DOMAIN = env_str("TIDINGS_EMAIL_DOMAIN", "tidings.localhost")
 TIDINGS_EMAIL_BATCH_SECONDS = env_int("TIDINGS_EMAIL_BATCH_SECONDS", 120, maximum=24 * 3600)
 # How often the periodic jobs run (reminders, task alerts, email batches, the lost-task sweep).
 TIDINGS_SWEEP_SECONDS = env_int("TIDINGS_SWEEP_SECONDS", 60, minimum=1, maximum=3600)
+# --- Inbound email (integrations) -----------------------------------------------------------
+# The key of X-Tidings-Signature on POST /integrations/email/inbound/raw/. Unset, the endpoint
+# refuses every message (403): there is no insecure default.
+TIDINGS_INBOUND_SECRET = env_str("TIDINGS_INBOUND_SECRET")
+# Larger messages are answered 413 (providers then bounce them to the sender: never dropped).
+TIDINGS_INBOUND_MAX_BYTES = env_int(
+    "TIDINGS_INBOUND_MAX_BYTES", 30 * 1024 * 1024, minimum=1024, maximum=200 * 1024 * 1024
+)
+# Accept raw posts on the thread pool, concurrently (True), or on the one thread every sync view
+# of the process shares. Tests run in-process switch it off: their database transaction belongs
+# to that one thread.
+TIDINGS_INBOUND_ACCEPT_IN_POOL = True
+# The domain of the per-account logging addresses, log+<token>@<this domain>.
+TIDINGS_INBOUND_DOMAIN = env_str("TIDINGS_INBOUND_DOMAIN", "inbound.tidings.example").lower()
+# The company's own mail domains: a colleague's address never matches an account.
+TIDINGS_OWN_DOMAINS = [d.lower() for d in env_list("TIDINGS_OWN_DOMAINS", ["tidings.example"])]
+# Only Authentication-Results headers added by this authserv-id (our own provider or MTA) are
+# believed; anyone can write such a header into a message they send.
+TIDINGS_INBOUND_AUTHSERV_ID = env_str("TIDINGS_INBOUND_AUTHSERV_ID").lower()
+# More than this many messages from one sender within the window is a burst (a loop, a
+# runaway script): the rest are stored and marked, not put on the timeline.
+TIDINGS_INBOUND_BURST_LIMIT = env_int("TIDINGS_INBOUND_BURST_LIMIT", 30, minimum=1)
+TIDINGS_INBOUND_BURST_MINUTES = env_int("TIDINGS_INBOUND_BURST_MINUTES", 10, minimum=1)
+# Attachments above this size are listed on the email but not kept.
+TIDINGS_ATTACHMENT_MAX_BYTES = env_int(
+    "TIDINGS_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024, minimum=0, maximum=200 * 1024 * 1024
+)
+TIDINGS_ATTACHMENT_DIR = Path(env_str("TIDINGS_ATTACHMENT_DIR") or VAR_DIR / "attachments")
+# Provider webhooks (django-anymail). WEBHOOK_SECRET is the "user:password" basic auth every
+# provider's webhook URL carries; Mailgun also signs each post with its webhook signing key.
+# Unset keys are left out: the webhooks then refuse every post (403) instead of trusting it.
+ANYMAIL = {
+    name: value
+    for name, value in {
+        "WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET"),
+        "MAILGUN_WEBHOOK_SIGNING_KEY": env_str("MAILGUN_WEBHOOK_SIGNING_KEY"),
+    }.items()
+    if value
+}
+# Mailgun's signature covers a timestamp and a token but the library checks neither's age or
+# reuse: posts older than this are refused and each token is accepted once.
+TIDINGS_MAILGUN_MAX_AGE_SECONDS = env_int(
+    "TIDINGS_MAILGUN_MAX_AGE_SECONDS", 300, minimum=10, maximum=86_400
+)
+# The SNS topics Amazon SES posts inbound mail to; a notification from any other topic is
+# refused, even with a valid Amazon signature (anyone can make an SNS topic).
+TIDINGS_SES_TOPIC_ARNS = env_list("TIDINGS_SES_TOPIC_ARNS", [])
 
 # --- Static files, i18n ---------------------------------------------------------------------
 STATIC_URL = "/static/"

@@ -11,6 +11,13 @@ from crm import api as crm_api
 from crm import views as crm_views
 from feed import api as feed_api
 from feed import views as feed_views
+from integrations import api as integrations_api
+from integrations.amazon_ses import views as amazon_ses_views
+from integrations.email import views as email_views
+from integrations.mailgun import views as mailgun_views
+from integrations.meetings import api as meetings_api
+from integrations.postmark import views as postmark_views
+from integrations.sendgrid import views as sendgrid_views
 from notifications import api as notifications_api
 from notifications import views as notifications_views
 from realtime import api as realtime_api
@@ -29,6 +36,11 @@ api_v1 = [
         "accounts/<int:account_id>/activities/",
         feed_api.AccountActivitiesView.as_view(),
         name="api-account-activities",
+    ),
+    path(
+        "accounts/<int:account_id>/meetings/",
+        meetings_api.AccountMeetingsView.as_view(),
+        name="api-account-meetings",
     ),
     path(
         "accounts/<int:account_id>/follow/",
@@ -77,6 +89,11 @@ api_v1 = [
     ),
     path(
         "leads/<int:lead_id>/convert/", feed_api.LeadConvertView.as_view(), name="api-lead-convert"
+    ),
+    path(
+        "integrations/inbound-emails/<int:inbound_id>/",
+        integrations_api.InboundEmailStatusView.as_view(),
+        name="api-inbound-email",
     ),
     path("feed/", feed_api.HomeFeedView.as_view(), name="api-feed"),
     path("search/", feed_api.SearchView.as_view(), name="api-search"),
@@ -131,6 +148,44 @@ urlpatterns = [
         "notifications/unsubscribe/<str:token>/",
         notifications_views.unsubscribe,
         name="notification-unsubscribe",
+    ),
+    path("integrations/email/inbound/raw/", email_views.inbound_raw, name="email-inbound-raw"),
+    path("integrations/email/inbound/mailgun/", mailgun_views.inbound, name="email-mailgun"),
+    path(
+        "integrations/email/inbound/postmark/",
+        postmark_views.inbound,
+        name="email-postmark",
+    ),
+    path(
+        "integrations/email/inbound/sendgrid/",
+        sendgrid_views.inbound,
+        name="email-sendgrid",
+    ),
+    path(
+        "integrations/email/inbound/amazon-ses/",
+        amazon_ses_views.inbound,
+        name="email-amazon-ses",
+    ),
+    path("integrations/email/triage/", email_views.triage, name="email-triage"),
+    path(
+        "integrations/email/triage/rematch/",
+        email_views.triage_rematch,
+        name="email-triage-rematch",
+    ),
+    path(
+        "integrations/email/triage/<int:inbound_id>/assign/",
+        email_views.triage_assign,
+        name="email-triage-assign",
+    ),
+    path(
+        "integrations/email/triage/<int:inbound_id>/rerun/",
+        email_views.triage_rerun,
+        name="email-triage-rerun",
+    ),
+    path(
+        "integrations/email/attachments/<int:attachment_id>/",
+        email_views.attachment_download,
+        name="email-attachment",
     ),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from feed.actions import post_activity
 from feed.models import Activity
+from integrations import actions as inbound_actions
+from integrations.models import InboundEmail
 from notifications.actions import notify, unsubscribe_token
 from notifications.models import Notification
 from realtime.models import Event
@@ -43,13 +46,32 @@ def _ids(cast: Cast) -> dict[str, Any]:
         delivery="in_app",
     )
     assert notification is not None
+    inbound = _inbound_email(cast)
     return {
         "account": cast.account.pk,
         "activity": activity.pk,
         "opportunity": opportunity.pk,
         "notification": notification.pk,
         "unsubscribe": unsubscribe_token(cast.owner, "mention"),
+        "inbound": inbound.pk,
+        "attachment": inbound.attachments.get().pk,
     }
+
+
+def _inbound_email(cast: Cast) -> InboundEmail:
+    """A message from a contact of the account, with an attachment, processed onto it."""
+    existing = InboundEmail.objects.filter(account=cast.account).first()
+    if existing is not None:
+        return existing
+    message = EmailMessage()
+    message["From"], message["To"] = "maria@acme.example", "alice@tidings.example"
+    message["Subject"], message["Message-ID"] = "Quote", "<routes@mail.acme.example>"
+    message.set_content("Attached.")
+    message.add_attachment(b"%PDF-1.4 quote", maintype="application", subtype="pdf")
+    accepted = inbound_actions.accept_inbound_email(raw=message.as_bytes())
+    inbound = inbound_actions.process_inbound_email(inbound_id=accepted.inbound.pk)
+    assert inbound is not None and inbound.status == "processed", inbound
+    return inbound
 
 
 # name -> (method, path(ids), data, {role: expected status})
@@ -172,6 +194,76 @@ TABLE: dict[str, tuple[str, R, dict[str, Any] | None, dict[str, int]]] = {
         {**dict.fromkeys(ROLES, 404), "anonymous": 401},
     ),
     "api-feed": ("get", lambda i: "/api/v1/feed/", None, API),
+    "api-account-meetings": (
+        "post",
+        lambda i: f"/api/v1/accounts/{i['account']}/meetings/",
+        {"subject": "Quarterly review", "starts_at": "2026-11-20T10:00:00Z"},
+        {**SCOPED_API, "owner": 201, "manager": 201, "admin": 201},
+    ),
+    "api-inbound-email": (
+        "get",
+        lambda i: f"/api/v1/integrations/inbound-emails/{i['inbound']}/",
+        None,
+        SCOPED_API,
+    ),
+    # Authenticates itself with an HMAC of the body, whoever is logged in: unsigned is 403.
+    "email-inbound-raw": (
+        "post",
+        lambda i: "/integrations/email/inbound/raw/",
+        None,
+        dict.fromkeys(ROLES, 403),
+    ),
+    # Provider webhooks authenticate themselves (basic auth, signatures); a session is nothing.
+    "email-mailgun": (
+        "post",
+        lambda i: "/integrations/email/inbound/mailgun/",
+        None,
+        dict.fromkeys(ROLES, 403),
+    ),
+    "email-postmark": (
+        "post",
+        lambda i: "/integrations/email/inbound/postmark/",
+        None,
+        dict.fromkeys(ROLES, 403),
+    ),
+    "email-sendgrid": (
+        "post",
+        lambda i: "/integrations/email/inbound/sendgrid/",
+        None,
+        dict.fromkeys(ROLES, 403),
+    ),
+    "email-amazon-ses": (
+        "post",
+        lambda i: "/integrations/email/inbound/amazon-ses/",
+        None,
+        dict.fromkeys(ROLES, 403),
+    ),
+    "email-triage": ("get", lambda i: "/integrations/email/triage/", None, PAGE),
+    "email-triage-rematch": (
+        "post",
+        lambda i: "/integrations/email/triage/rematch/",
+        None,
+        dict.fromkeys(ROLES, 302),
+    ),
+    # The message is already on the timeline: refused with a message, back to the page.
+    "email-triage-assign": (
+        "post",
+        lambda i: f"/integrations/email/triage/{i['inbound']}/assign/",
+        None,
+        {**SCOPED_PAGE, "owner": 302, "manager": 302, "admin": 302},
+    ),
+    "email-triage-rerun": (
+        "post",
+        lambda i: f"/integrations/email/triage/{i['inbound']}/rerun/",
+        None,
+        {**SCOPED_PAGE, "owner": 302, "manager": 302, "admin": 302},
+    ),
+    "email-attachment": (
+        "get",
+        lambda i: f"/integrations/email/attachments/{i['attachment']}/",
+        None,
+        SCOPED_PAGE,
+    ),
     "api-search": ("get", lambda i: "/api/v1/search/?q=acme", None, API),
     "api-schema": ("get", lambda i: "/api/schema/", None, PUBLIC),
     "api-docs": ("get", lambda i: "/api/docs/", None, PUBLIC),

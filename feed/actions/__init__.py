@@ -13,6 +13,7 @@ from feed.actions.activities import (
 from feed.actions.changes import delete_activity, edit_activity, set_reaction, set_task_done
 from feed.actions.follows import follow_account, unfollow_account
 from feed.actions.history import convert_lead, merge_accounts, move_activity, record_field_changes
+from feed.actions.mail import log_email, record_invited_meeting
 from feed.actions.requests import REQUEST_STATUSES, update_request
 from feed.actions.threads import (
     add_comment,
@@ -33,12 +34,14 @@ __all__ = [
     "follow_account",
     "log_activity",
     "log_call",
+    "log_email",
     "log_meeting",
     "merge_accounts",
     "move_activity",
     "post_activity",
     "raise_request",
     "record_field_changes",
+    "record_invited_meeting",
     "set_reaction",
     "set_task_done",
     "set_thread_subscription",

@@ -6,86 +6,275 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('crm', '0001_initial'),
-        ('feed', '0005_follow_delivery'),
+        ("crm", "0001_initial"),
+        ("feed", "0005_follow_delivery"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Happening',
+            name="Happening",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('what', models.CharField(max_length=20)),
-                ('previous_status', models.CharField(blank=True, max_length=20)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('activity', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='feed.activity')),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('assignee', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("what", models.CharField(max_length=20)),
+                ("previous_status", models.CharField(blank=True, max_length=20)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "activity",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="feed.activity",
+                    ),
+                ),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "assignee",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Schedule',
+            name="Schedule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('timezone', models.CharField(default='UTC', max_length=64)),
-                ('digest', models.CharField(choices=[('daily', 'Daily'), ('weekly', 'Weekly (Mondays)'), ('off', 'Never')], default='daily', max_length=10)),
-                ('digest_hour', models.PositiveSmallIntegerField(default=7)),
-                ('reminder_minutes', models.PositiveSmallIntegerField(default=15)),
-                ('last_digest_on', models.DateField(blank=True, null=True)),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='notification_schedule', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("timezone", models.CharField(default="UTC", max_length=64)),
+                (
+                    "digest",
+                    models.CharField(
+                        choices=[
+                            ("daily", "Daily"),
+                            ("weekly", "Weekly (Mondays)"),
+                            ("off", "Never"),
+                        ],
+                        default="daily",
+                        max_length=10,
+                    ),
+                ),
+                ("digest_hour", models.PositiveSmallIntegerField(default=7)),
+                ("reminder_minutes", models.PositiveSmallIntegerField(default=15)),
+                ("last_digest_on", models.DateField(blank=True, null=True)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="notification_schedule",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='SentEmail',
+            name="SentEmail",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('message_id', models.CharField(max_length=250, unique=True)),
-                ('subject', models.CharField(max_length=300)),
-                ('sent_at', models.DateTimeField()),
-                ('is_digest', models.BooleanField(default=False)),
-                ('account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='crm.account')),
-                ('recipient', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("message_id", models.CharField(max_length=250, unique=True)),
+                ("subject", models.CharField(max_length=300)),
+                ("sent_at", models.DateTimeField()),
+                ("is_digest", models.BooleanField(default=False)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="crm.account",
+                    ),
+                ),
+                (
+                    "recipient",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Notification',
+            name="Notification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('mention', 'You are mentioned'), ('assigned', 'A task or request is assigned to you'), ('request_status', 'A request you raised moves on'), ('reply', 'A reply in a thread you started or follow'), ('meeting_reminder', 'A meeting you attend starts soon'), ('task_due', 'A task of yours falls due'), ('task_overdue', 'A task of yours is overdue'), ('followed_activity', 'Activity on an account you follow')], max_length=20)),
-                ('delivery', models.CharField(choices=[('in_app', 'In the app'), ('email', 'In the app and by email'), ('digest', 'In the digest'), ('off', 'Not at all')], max_length=10)),
-                ('title', models.CharField(max_length=300)),
-                ('source', models.CharField(max_length=60)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('read_at', models.DateTimeField(blank=True, null=True)),
-                ('email_due_at', models.DateTimeField(blank=True, null=True)),
-                ('emailed_at', models.DateTimeField(blank=True, null=True)),
-                ('digested_at', models.DateTimeField(blank=True, null=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='crm.account')),
-                ('activity', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notifications', to='feed.activity')),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('recipient', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notifications', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("mention", "You are mentioned"),
+                            ("assigned", "A task or request is assigned to you"),
+                            ("request_status", "A request you raised moves on"),
+                            ("reply", "A reply in a thread you started or follow"),
+                            ("meeting_reminder", "A meeting you attend starts soon"),
+                            ("task_due", "A task of yours falls due"),
+                            ("task_overdue", "A task of yours is overdue"),
+                            ("followed_activity", "Activity on an account you follow"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "delivery",
+                    models.CharField(
+                        choices=[
+                            ("in_app", "In the app"),
+                            ("email", "In the app and by email"),
+                            ("digest", "In the digest"),
+                            ("off", "Not at all"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("title", models.CharField(max_length=300)),
+                ("source", models.CharField(max_length=60)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("read_at", models.DateTimeField(blank=True, null=True)),
+                ("email_due_at", models.DateTimeField(blank=True, null=True)),
+                ("emailed_at", models.DateTimeField(blank=True, null=True)),
+                ("digested_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="crm.account",
+                    ),
+                ),
+                (
+                    "activity",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="notifications",
+                        to="feed.activity",
+                    ),
+                ),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "recipient",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="notifications",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['recipient', '-id'], name='notifications_inbox'), models.Index(condition=models.Q(('email_due_at__isnull', False), ('emailed_at__isnull', True)), fields=['email_due_at'], name='notifications_email_due')],
-                'constraints': [models.UniqueConstraint(fields=('recipient', 'source'), name='notifications_once_per_source')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [
+                    models.Index(fields=["recipient", "-id"], name="notifications_inbox"),
+                    models.Index(
+                        condition=models.Q(
+                            ("email_due_at__isnull", False), ("emailed_at__isnull", True)
+                        ),
+                        fields=["email_due_at"],
+                        name="notifications_email_due",
+                    ),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("recipient", "source"), name="notifications_once_per_source"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Preference',
+            name="Preference",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('mention', 'You are mentioned'), ('assigned', 'A task or request is assigned to you'), ('request_status', 'A request you raised moves on'), ('reply', 'A reply in a thread you started or follow'), ('meeting_reminder', 'A meeting you attend starts soon'), ('task_due', 'A task of yours falls due'), ('task_overdue', 'A task of yours is overdue'), ('followed_activity', 'Activity on an account you follow')], max_length=20)),
-                ('delivery', models.CharField(choices=[('in_app', 'In the app'), ('email', 'In the app and by email'), ('digest', 'In the digest'), ('off', 'Not at all')], max_length=10)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notification_preferences', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("mention", "You are mentioned"),
+                            ("assigned", "A task or request is assigned to you"),
+                            ("request_status", "A request you raised moves on"),
+                            ("reply", "A reply in a thread you started or follow"),
+                            ("meeting_reminder", "A meeting you attend starts soon"),
+                            ("task_due", "A task of yours falls due"),
+                            ("task_overdue", "A task of yours is overdue"),
+                            ("followed_activity", "Activity on an account you follow"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "delivery",
+                    models.CharField(
+                        choices=[
+                            ("in_app", "In the app"),
+                            ("email", "In the app and by email"),
+                            ("digest", "In the digest"),
+                            ("off", "Not at all"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="notification_preferences",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('user', 'kind'), name='notifications_one_choice')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("user", "kind"), name="notifications_one_choice"
+                    )
+                ],
             },
         ),
     ]

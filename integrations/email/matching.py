@@ -1,0 +1,214 @@
+"""Which account an inbound message belongs to, and which activity it answers.
+
+The order is the contract of docs/integrations.md, first hit wins:
+1. reply threading: In-Reply-To/References against messages we stored or sent;
+2. a per-account logging address, log+<token>@<inbound domain> (checked now, not when sent);
+3. a rule taught in triage for one of the addresses, then for one of the domains;
+4. contact addresses among the sender and recipients;
+5. their domains against account domains (never our own, never personal webmail);
+otherwise the message waits in triage. At each step the sender decides before the recipients;
+when one step points at two accounts the message goes to triage rather than to a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from crm.models import Account, AccountDomain, Contact, ContactEmail
+from crm.visibility import live_accounts
+from feed.actions import thread_root
+from feed.models import Activity
+from integrations.email.message_ids import activity_id_from_message_id
+from integrations.email.parsing import Address, ParsedEmail
+from integrations.models import InboundAddressRule, InboundEmail, LoggingAddress
+
+# Free mail: a domain shared by millions says nothing about which customer wrote.
+PERSONAL_DOMAINS = frozenset(
+    {
+        "aol.com", "gmail.com", "googlemail.com", "gmx.com", "gmx.de", "gmx.net", "hey.com",
+        "hotmail.co.uk", "hotmail.com", "hotmail.de", "hotmail.fr", "icloud.com", "live.com",
+        "mac.com", "mail.com", "mail.ru", "me.com", "msn.com", "outlook.com", "outlook.de",
+        "pm.me", "proton.me", "protonmail.com", "qq.com", "t-online.de", "tutanota.com",
+        "web.de", "yahoo.co.uk", "yahoo.com", "yahoo.de", "yahoo.fr", "yandex.ru", "zoho.com",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Match:
+    """Where a message goes; `account` None means triage, with `reason` saying why."""
+
+    account: Account | None
+    matched_by: str = ""
+    parent: Activity | None = None
+    contact: Contact | None = None
+    reason: str = ""
+
+
+def is_own_domain(domain: str) -> bool:
+    own = [*settings.TIDINGS_OWN_DOMAINS, settings.TIDINGS_INBOUND_DOMAIN]
+    return any(domain == d or domain.endswith("." + d) for d in own)
+
+
+def is_matchable_domain(domain: str) -> bool:
+    return bool(domain) and not is_own_domain(domain) and domain not in PERSONAL_DOMAINS
+
+
+def match_email(parsed: ParsedEmail) -> Match:
+    """Where `parsed` belongs, by the rules in this module's docstring."""
+    for step in (by_thread, by_logging_address, by_rule, by_contact, by_domain):
+        found = step(parsed)
+        if found is not None:
+            return found
+    return Match(None, reason="No thread, logging address, contact or account domain matched.")
+
+
+def by_thread(parsed: ParsedEmail) -> Match | None:
+    ids = parsed.thread_ids[:30]
+    if not ids:
+        return None
+    activities: dict[str, int] = {}
+    for message_id in ids:
+        ours = activity_id_from_message_id(message_id)
+        if ours is not None:
+            activities[message_id] = ours
+    stored = InboundEmail.objects.filter(message_id__in=ids, activity__isnull=False)
+    for message_id, activity_id in stored.values_list("message_id", "activity_id"):
+        activities.setdefault(message_id, activity_id)
+    if not activities:
+        return None
+    found = {
+        a.pk: a
+        for a in Activity.objects.select_related("account", "parent").filter(
+            pk__in=activities.values(),
+            deleted_at__isnull=True,
+            account__in=live_accounts(),
+        )
+    }
+    for message_id in ids:  # nearest first
+        activity = found.get(activities.get(message_id, 0))
+        if activity is not None:
+            return Match(activity.account, "thread", parent=thread_root(activity))
+    return None
+
+
+def by_logging_address(parsed: ParsedEmail) -> Match | None:
+    tokens = [
+        a.address.partition("@")[0][4:]
+        for a in parsed.participants
+        if a.domain == settings.TIDINGS_INBOUND_DOMAIN and a.address.startswith("log+")
+    ]
+    if not tokens:
+        return None
+    # Checked now, not when the address was handed out: a revoked address or a merged or
+    # archived account no longer takes mail.
+    addresses = LoggingAddress.objects.filter(
+        token__in=tokens, revoked_at__isnull=True, account__in=live_accounts()
+    ).select_related("account")
+    accounts = {a.account_id: a.account for a in addresses}
+    return _one(accounts, "logging-address", "several logging addresses")
+
+
+def by_rule(parsed: ParsedEmail) -> Match | None:
+    people = _outside(parsed.participants)
+    if not people:
+        return None
+    keys = [a.address for a in people] + [a.domain for a in people]
+    rules = {
+        r.pattern: r
+        for r in InboundAddressRule.objects.filter(
+            pattern__in=keys, account__in=live_accounts()
+        ).select_related("account")
+    }
+    # Address rules before domain rules; the sender's before the recipients'.
+    for key in [a.address for a in people] + [a.domain for a in people]:
+        if key in rules:
+            return Match(rules[key].account, "rule")
+    return None
+
+
+def by_contact(parsed: ParsedEmail) -> Match | None:
+    people = _outside(parsed.participants)
+    if not people:
+        return None
+    rows = ContactEmail.objects.filter(
+        address__in=[a.address for a in people],
+        contact__account__in=live_accounts(),
+    ).select_related("contact__account")
+    contacts: dict[str, list[Contact]] = {}
+    for row in rows:
+        contacts.setdefault(row.address, []).append(row.contact)
+    return _sender_then_recipients(
+        parsed,
+        people,
+        lambda addresses: [c for a in addresses for c in contacts.get(a.address, [])],
+        "contact",
+    )
+
+
+def by_domain(parsed: ParsedEmail) -> Match | None:
+    people = [a for a in _outside(parsed.participants) if is_matchable_domain(a.domain)]
+    if not people:
+        return None
+    candidates = {s for a in people for s in _suffixes(a.domain)}
+    owners = {
+        d.domain: d.account
+        for d in AccountDomain.objects.filter(
+            domain__in=candidates, account__in=live_accounts()
+        ).select_related("account")
+    }
+
+    def accounts_of(addresses: Iterable[Address]) -> list[Account | Contact]:
+        found: list[Account | Contact] = []
+        for address in addresses:
+            # The most specific registered domain wins: mail.acme.example before acme.example.
+            owner = next((owners[s] for s in _suffixes(address.domain) if s in owners), None)
+            if owner is not None:
+                found.append(owner)
+        return found
+
+    return _sender_then_recipients(parsed, people, accounts_of, "domain")
+
+
+def _sender_then_recipients(
+    parsed: ParsedEmail,
+    people: list[Address],
+    find: Callable[[list[Address]], Sequence[Account | Contact]],
+    how: str,
+) -> Match | None:
+    sender = [a for a in people if parsed.sender and a.address == parsed.sender.address]
+    others = [a for a in people if a not in sender]
+    for group, who in ((sender, "the sender"), (others, "the recipients")):
+        hits = find(group)
+        if not hits:
+            continue
+        contact = hits[0] if isinstance(hits[0], Contact) else None
+        accounts = {(h.account if isinstance(h, Contact) else h).pk: h for h in hits}
+        if len(accounts) > 1:
+            return Match(None, reason=f"The {how}s of {who} belong to several accounts.")
+        hit = hits[0]
+        account = hit.account if isinstance(hit, Contact) else hit
+        return Match(account, how, contact=contact)
+    return None
+
+
+def _one(accounts: dict[int, Account], how: str, several: str) -> Match | None:
+    if not accounts:
+        return None
+    if len(accounts) > 1:
+        return Match(None, reason=f"The message names {several} of different accounts.")
+    return Match(next(iter(accounts.values())), how)
+
+
+def _outside(addresses: list[Address]) -> list[Address]:
+    """The addresses that are not ours (colleagues, the inbound mailbox)."""
+    return [a for a in addresses if not is_own_domain(a.domain)]
+
+
+def _suffixes(domain: str) -> list[str]:
+    """acme.example for mail.eu.acme.example, most specific first, never a bare TLD."""
+    labels = domain.split(".")
+    return [".".join(labels[i:]) for i in range(len(labels) - 1)]

@@ -1,0 +1,108 @@
+"""Reads of inbound email: one function per question, access checked by name."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from crm.models import Contact, ContactEmail, User
+from crm.visibility import live_accounts, visible_accounts
+from integrations.models import InboundAttachment, InboundEmail
+
+
+class InboundEmailNotFound(Http404):
+    """Does not exist, or the user may not see it; never told apart."""
+
+    def __init__(self) -> None:
+        super().__init__("Not found.")
+
+
+def sees_all_inbound(user: Any) -> bool:
+    """Who works the whole triage queue: administrators, staff and support."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    return bool(user.is_admin or user.is_staff or user.role == User.Role.SUPPORT)
+
+
+def visible_inbound_emails(user: Any) -> QuerySet[InboundEmail]:
+    """Messages `user` may see: those on accounts they can see, and unmatched ones that involve
+    their own address (a rep's copied mail waiting in triage). Staff and support see all."""
+    emails = InboundEmail.objects.defer("raw")
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return emails.none()
+    if sees_all_inbound(user):
+        return emails
+    condition = Q(account__in=visible_accounts(user))
+    if user.email:
+        condition |= Q(account__isnull=True, participants__contains=f" {user.email.lower()} ")
+    return emails.filter(condition)
+
+
+def get_visible_inbound_email(user: Any, inbound_id: int | str) -> InboundEmail:
+    """The message if `user` may see it; raises `InboundEmailNotFound` otherwise."""
+    try:
+        pk = int(inbound_id)
+    except (TypeError, ValueError):
+        raise InboundEmailNotFound() from None
+    inbound = visible_inbound_emails(user).filter(pk=pk).first()
+    if inbound is None:
+        raise InboundEmailNotFound()
+    return inbound
+
+
+def triage_queue(user: Any, *, limit: int = 100) -> list[InboundEmail]:
+    """Unmatched messages `user` may work, newest first, each with `suggested_contact`: a contact
+    that now has the sender's address (added since the message arrived), offered for re-matching.
+    """
+    queue = list(
+        visible_inbound_emails(user)
+        .filter(status=InboundEmail.Status.UNMATCHED)
+        .order_by("-received_at", "-id")[:limit]
+    )
+    senders = {m.from_address for m in queue if m.from_address}
+    contacts: dict[str, Contact] = {}
+    rows = ContactEmail.objects.filter(
+        address__in=senders, contact__account__in=live_accounts()
+    ).select_related("contact__account")
+    for row in rows:
+        contacts.setdefault(row.address, row.contact)
+    visible = set(
+        visible_accounts(user)
+        .filter(pk__in=[c.account_id for c in contacts.values()])
+        .values_list("pk", flat=True)
+    )
+    for message in queue:
+        contact = contacts.get(message.from_address)
+        is_offered = contact is not None and contact.account_id in visible
+        message.suggested_contact = contact if is_offered else None  # type: ignore[attr-defined]
+    return queue
+
+
+def noise_kept_out(user: Any, *, days: int = 7) -> int:
+    """How many auto-replies, bounces and bursts `user` could see were kept out of the feed."""
+    since = timezone.now() - dt.timedelta(days=days)
+    rejected = visible_inbound_emails(user).filter(
+        status=InboundEmail.Status.REJECTED, received_at__gte=since
+    )
+    return rejected.count()
+
+
+def rematchable_ids(user: Any) -> list[int]:
+    """Unmatched messages whose sender has since become a contact on a visible account."""
+    return [m.pk for m in triage_queue(user, limit=500) if m.suggested_contact is not None]  # type: ignore[attr-defined]
+
+
+def get_visible_attachment(user: Any, attachment_id: int) -> InboundAttachment:
+    """An attachment of a message on an account `user` can see; raises Http404 otherwise."""
+    attachment = (
+        InboundAttachment.objects.select_related("inbound")
+        .filter(pk=attachment_id, inbound__account__in=visible_accounts(user))
+        .first()
+    )
+    if attachment is None:
+        raise Http404("Not found.")
+    return attachment

@@ -1,0 +1,166 @@
+"""POST /integrations/email/inbound/raw/: the answers of DESIGN.md section 6."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from integrations.models import InboundEmail
+from tests import services
+from tests.conftest import Cast
+from tests.integrations.messages import email, post_raw, signature
+
+
+def test_a_signed_message_is_stored_and_queued(db: Any) -> None:
+    raw = email(message_id="<queued@mail.acme.example>")
+    response = post_raw(Client(), raw)
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "queued"
+    stored = InboundEmail.objects.get(pk=body["id"])
+    assert stored.raw_bytes == raw and stored.message_id == "queued@mail.acme.example"
+    assert stored.status == InboundEmail.Status.QUEUED
+
+
+def test_processing_is_scheduled_only_after_commit(
+    db: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = post_raw(Client(), email())
+    assert response.status_code == 202
+    assert len(callbacks) == 1
+
+
+def test_the_same_message_id_again_is_a_duplicate_of_the_first(db: Any) -> None:
+    raw = email(message_id="<twice@mail.acme.example>")
+    first = post_raw(Client(), raw).json()
+    # A provider re-sends with its own headers added: still the same message.
+    again = post_raw(Client(), b"X-Provider-Retry: 1\r\n" + raw)
+    assert again.status_code == 200
+    assert again.json() == {"id": first["id"], "status": "duplicate"}
+    assert InboundEmail.objects.count() == 1
+
+
+def test_a_message_without_message_id_is_deduplicated_by_its_bytes(db: Any) -> None:
+    raw = email(message_id="")
+    first = post_raw(Client(), raw)
+    second = post_raw(Client(), raw)
+    assert (first.status_code, second.status_code) == (202, 200)
+    assert InboundEmail.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["", "sha256=", "sha256=00", "md5=abc", signature(b"another body"), signature(b"x", "wrong")],
+)
+def test_a_bad_signature_is_refused_and_nothing_is_stored(db: Any, header: str) -> None:
+    response = post_raw(Client(), email(), sign=header)
+    assert response.status_code == 403
+    assert not InboundEmail.objects.exists()
+
+
+def test_without_a_configured_secret_every_message_is_refused(db: Any, settings: Any) -> None:
+    raw = email()
+    settings.TIDINGS_INBOUND_SECRET = ""
+    assert post_raw(Client(), raw, sign=signature(raw, "")).status_code == 403
+
+
+def test_a_message_over_the_limit_is_413(db: Any, settings: Any) -> None:
+    settings.TIDINGS_INBOUND_MAX_BYTES = 5000
+    raw = email(body="x" * 6000)
+    response = post_raw(Client(), raw)
+    assert response.status_code == 413
+    assert not InboundEmail.objects.exists()
+    small = email(body="x" * 100)
+    assert post_raw(Client(), small).status_code == 202
+
+
+def test_thirty_megabytes_are_accepted_by_default(db: Any) -> None:
+    raw = email(attachments=[("big.bin", "application/octet-stream", b"\x01" * (21 * 1024 * 1024))])
+    assert 29 * 1024 * 1024 > len(raw) > 28 * 1024 * 1024
+    assert post_raw(Client(), raw).status_code == 202
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"not a message at all",
+        b"\x00\xff\xfe garbage \x00",
+        b"Content-Type: multipart/mixed; boundary=\r\n\r\n--\r\n",
+        b":::\r\n\r\n",
+    ],
+)
+def test_malformed_messages_are_accepted_never_a_500(db: Any, raw: bytes) -> None:
+    response = post_raw(Client(), raw)
+    assert response.status_code == 202
+
+
+def test_an_empty_body_is_a_clear_400(db: Any) -> None:
+    assert post_raw(Client(), b"").status_code == 400
+
+
+def test_only_post(db: Any) -> None:
+    assert Client().get("/integrations/email/inbound/raw/").status_code == 405
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_posts_of_one_message_store_one_row(cast: Cast) -> None:
+    """Eight threads post the same message at the same moment: one row, one 202, seven 200s."""
+    services.require_postgres()
+    raw = email(message_id="<race@mail.acme.example>")
+    start = threading.Barrier(8)
+    answers: list[tuple[int, dict[str, Any]]] = []
+
+    def post() -> None:
+        try:
+            start.wait()
+            response = post_raw(Client(), raw)
+            answers.append((response.status_code, response.json()))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    codes = sorted(code for code, _ in answers)
+    assert codes == [200] * 7 + [202], answers
+    assert len({body["id"] for _, body in answers}) == 1
+    assert InboundEmail.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_posts_by_two_providers_store_one_row(cast: Cast) -> None:
+    """The same message through two providers (each adds its own headers) races: one row."""
+    from integrations import actions
+
+    services.require_postgres()
+    raw = email(message_id="<two-providers@mail.acme.example>")
+    start = threading.Barrier(2)
+    results: list[actions.Accepted] = []
+
+    def accept(provider: str) -> None:
+        try:
+            start.wait()
+            results.append(
+                actions.accept_inbound_email(
+                    raw=f"X-Via: {provider}\r\n".encode() + raw,
+                    provider=provider,
+                    provider_id=f"{provider}-1",
+                )
+            )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=accept, args=(p,)) for p in ("mailgun", "postmark")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r.is_duplicate for r in results) == [False, True]
+    assert InboundEmail.objects.count() == 1
