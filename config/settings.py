@@ -67,6 +67,8 @@ INSTALLED_APPS = [
     "feed",
     "notifications",
     "integrations",
+    "support",
+    "dashboard",
 ]
 
 MIDDLEWARE = [

@@ -103,6 +103,18 @@ class Activity(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on {self.account_id} #{self.pk}"
 
+    STATUS_LABELS = {
+        "open": "Open",
+        "in_progress": "In progress",
+        "waiting": "Waiting on customer",
+        "resolved": "Resolved",
+    }
+
+    @property
+    def status_label(self) -> str:
+        """A request's status as people read it."""
+        return self.STATUS_LABELS.get(self.status or "open", self.status)
+
 
 class RequestQueue(models.Model):
     """A named support queue ("Support", "Billing") that requests are raised into.

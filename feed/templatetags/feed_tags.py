@@ -49,7 +49,7 @@ def activity_facts(activity: Activity) -> dict[str, Any]:
         "minutes": minutes,
         "outcome": OUTCOMES.get(activity.outcome, activity.outcome),
         "attendees": activity.details.get("attendees", []) if activity.kind == "meeting" else [],
-        "status_label": (activity.status or "open").replace("_", " ").capitalize(),
+        "status_label": activity.status_label,
     }
 
 
