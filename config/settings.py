@@ -191,9 +191,7 @@ TIDINGS_CATCHUP_LIMIT = env_int("TIDINGS_CATCHUP_LIMIT", 1000, minimum=10, maxim
 
 # Support requests: when a request of each priority falls due after it is raised, in hours (h) or
 # business days (bd, Monday to Friday, same time of day).
-TIDINGS_REQUEST_DUE = env_durations(
-    "TIDINGS_REQUEST_DUE", "urgent=4h,high=1bd,normal=3bd,low=5bd"
-)
+TIDINGS_REQUEST_DUE = env_durations("TIDINGS_REQUEST_DUE", "urgent=4h,high=1bd,normal=3bd,low=5bd")
 # Accounts with no customer-facing activity (email, meeting, call) for this long are "going cold".
 TIDINGS_COLD_DAYS = env_int("TIDINGS_COLD_DAYS", 14, minimum=1, maximum=365)
 

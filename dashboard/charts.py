@@ -60,8 +60,12 @@ def stacked_bars(
         for (name, _), value in zip(series, values, strict=True):
             length = room * value / largest
             if value:
-                segments.append(Segment(x=round(x, 1), width=round(length, 1), series=name, value=value))
+                segments.append(
+                    Segment(x=round(x, 1), width=round(length, 1), series=name, value=value)
+                )
             x += length
-        bars.append(Bar(label=label, y=index * (bar_height + gap), total=sum(values), segments=segments))
+        bars.append(
+            Bar(label=label, y=index * (bar_height + gap), total=sum(values), segments=segments)
+        )
     height = max(len(rows), 1) * (bar_height + gap)
     return Chart(width, height, label_width, bar_height, bars, list(series))

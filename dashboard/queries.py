@@ -8,6 +8,7 @@ timelines gives; tests/dashboard/test_numbers.py checks them against one written
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -21,7 +22,11 @@ from crm.models import Account, AccountTeamMember, Team, User
 from crm.visibility import visible_accounts
 from feed.models import Activity, Follow
 
-PERIODS = {"day": dt.timedelta(days=1), "week": dt.timedelta(days=7), "month": dt.timedelta(days=30)}
+PERIODS = {
+    "day": dt.timedelta(days=1),
+    "week": dt.timedelta(days=7),
+    "month": dt.timedelta(days=30),
+}
 # What reaches the customer: what "going cold" is measured by.
 CUSTOMER_FACING = (Activity.Kind.EMAIL, Activity.Kind.MEETING, Activity.Kind.CALL)
 KINDS_COUNTED = ("post", "email", "meeting", "call", "request")
@@ -175,7 +180,7 @@ def activity_by_rep(scope: Scope) -> list[RepActivity]:
 @dataclass
 class ColdAccounts:
     count: int
-    rows: list[Account]  # annotated with `last_touch` (None: never)
+    rows: Sequence[Account]  # annotated with `last_touch` (None: never)
 
 
 def _last_touch(kind: str) -> Subquery:

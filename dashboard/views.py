@@ -94,8 +94,16 @@ def _table(panel: str, scope: Scope) -> tuple[list[str], Iterable[list[object]]]
     if panel == "activity":
         head = ["person", "posts", "emails", "meetings", "calls", "tasks_done", "requests_raised"]
         return [*head, "accounts_touched"], (
-            [r.person.username, r.post, r.email, r.meeting, r.call, r.tasks_done, r.request,
-             r.accounts_touched]
+            [
+                r.person.username,
+                r.post,
+                r.email,
+                r.meeting,
+                r.call,
+                r.tasks_done,
+                r.request,
+                r.accounts_touched,
+            ]
             for r in activity_by_rep(scope)
         )
     if panel == "cold":
@@ -104,13 +112,26 @@ def _table(panel: str, scope: Scope) -> tuple[list[str], Iterable[list[object]]]
             for a in cold_accounts(scope, limit=10_000).rows
         )
     if panel == "pipeline":
-        return ["when", "account", "record", "by", "stage_from", "stage_to", "amount_from",
-                "amount_to"], (
-            [c.activity.occurred_at.isoformat(), c.activity.account.name,
-             c.activity.details.get("record_name", ""),
-             c.activity.author.username if c.activity.author else "",
-             (c.stage or {}).get("old", ""), (c.stage or {}).get("new", ""),
-             (c.amount or {}).get("old", ""), (c.amount or {}).get("new", "")]
+        return [
+            "when",
+            "account",
+            "record",
+            "by",
+            "stage_from",
+            "stage_to",
+            "amount_from",
+            "amount_to",
+        ], (
+            [
+                c.activity.occurred_at.isoformat(),
+                c.activity.account.name,
+                c.activity.details.get("record_name", ""),
+                c.activity.author.username if c.activity.author else "",
+                (c.stage or {}).get("old", ""),
+                (c.stage or {}).get("new", ""),
+                (c.amount or {}).get("old", ""),
+                (c.amount or {}).get("new", ""),
+            ]
             for c in pipeline_movement(scope, limit=100_000).rows
         )
     if panel == "open-work":

@@ -60,8 +60,7 @@ def _requests_sources(user: Any, arg: int | None) -> frozenset[str]:
             teams.add(user.team_id)
     others = visible_accounts(user).exclude(team_id__in=teams).values_list("pk", flat=True)
     return frozenset(
-        {events.requests_stream(pk) for pk in teams}
-        | {events.account_stream(pk) for pk in others}
+        {events.requests_stream(pk) for pk in teams} | {events.account_stream(pk) for pk in others}
     )
 
 

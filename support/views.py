@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 from crm.models import Team, User
 from crm.queries import account_summary
 from feed import actions
-from feed.models import RequestQueue
+from feed.models import Activity, RequestQueue
 from feed.streams import requests_stream_cursor
 from support.queries import (
     QueueFilters,
@@ -81,11 +81,8 @@ def _assignee(username: str) -> User:
     return person
 
 
-def _do(verb: str, user: User, item: object, form: object) -> None:
-    from feed.models import Activity
-
-    assert isinstance(item, Activity)
-    get = form.get  # type: ignore[attr-defined]
+def _do(verb: str, user: User, item: Activity, form: QueryDict) -> None:
+    get = form.get
     if verb == "claim":
         actions.claim_request(actor=user, request=item)
     elif verb == "assign":

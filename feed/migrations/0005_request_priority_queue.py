@@ -8,42 +8,69 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('crm', '0001_initial'),
-        ('feed', '0004_follow_delivery'),
+        ("crm", "0001_initial"),
+        ("feed", "0004_follow_delivery"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='activity',
-            name='priority',
+            model_name="activity",
+            name="priority",
             field=models.CharField(blank=True, max_length=10),
         ),
         migrations.CreateModel(
-            name='RequestQueue',
+            name="RequestQueue",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=80, unique=True)),
-                ('lead', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='led_queues', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=80, unique=True)),
+                (
+                    "lead",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="led_queues",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.AddField(
-            model_name='activity',
-            name='queue',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='requests', to='feed.requestqueue'),
+            model_name="activity",
+            name="queue",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="requests",
+                to="feed.requestqueue",
+            ),
         ),
         migrations.AddIndex(
-            model_name='activity',
-            index=models.Index(condition=models.Q(('deleted_at__isnull', True), ('kind', 'request'), models.Q(('status', 'resolved'), _negated=True)), fields=['due_at', 'id'], name='feed_open_requests'),
+            model_name="activity",
+            index=models.Index(
+                condition=models.Q(
+                    ("deleted_at__isnull", True),
+                    ("kind", "request"),
+                    models.Q(("status", "resolved"), _negated=True),
+                ),
+                fields=["due_at", "id"],
+                name="feed_open_requests",
+            ),
         ),
         migrations.AddIndex(
-            model_name='activity',
-            index=models.Index(fields=['author', 'occurred_at'], name='feed_by_author'),
+            model_name="activity",
+            index=models.Index(fields=["author", "occurred_at"], name="feed_by_author"),
         ),
     ]
 
