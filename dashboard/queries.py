@@ -254,13 +254,23 @@ def pipeline_movement(scope: Scope, *, limit: int = ROW_LIMIT) -> PipelineMoveme
             occurred_at__lt=scope.now,
             account__in=scope.team_accounts,
         )
-        .filter(Q(details__fields__has_key="stage") | Q(details__fields__has_key="amount"))
+        .filter(
+            Q(details__fields__has_key="stage")
+            | Q(details__fields__has_key="amount")
+            # The older one-field shape ({"field": "stage", "old": ..., "new": ...}).
+            | Q(details__field__in=["stage", "amount"])
+        )
         .select_related("author", "account")
         .order_by("-occurred_at", "-id")
     )
     movement = PipelineMovement()
     for change in changes:
-        fields = change.details.get("fields", {})
+        fields = change.details.get("fields") or {
+            change.details.get("field"): {
+                "old": change.details.get("old"),
+                "new": change.details.get("new"),
+            }
+        }
         stage, amount = fields.get("stage"), fields.get("amount")
         delta = None
         if amount is not None:
