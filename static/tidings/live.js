@@ -45,6 +45,10 @@
     status.title = state === "online" ? "Updates appear as they happen" : "Updates will resume when the connection is back";
   }
 
+  const STATUS_LABELS = { open: "Open", in_progress: "In progress", waiting: "Waiting on customer", resolved: "Resolved" };
+
+  function capitalised(text) { return text ? text.charAt(0).toUpperCase() + text.slice(1) : ""; }
+
   function build(activity) {
     const template = document.getElementById("activity-template");
     const item = template.content.firstElementChild.cloneNode(true);
@@ -65,6 +69,14 @@
     }
     // textContent, never innerHTML: the body is user text.
     item.querySelector(".activity-text").textContent = activity.body;
+    const facts = item.querySelector(".request-facts");
+    if (facts && activity.kind === "request") {
+      facts.hidden = false;
+      const pill = facts.querySelector("[data-status]");
+      pill.textContent = STATUS_LABELS[activity.status] || activity.status;
+      pill.className = "pill " + (activity.status === "resolved" ? "done" : (activity.is_overdue ? "overdue" : "open"));
+      facts.querySelector("[data-priority]").textContent = capitalised(activity.priority);
+    }
     return item;
   }
 
@@ -99,10 +111,6 @@
     return holder;
   }
 
-  const STATUS_LABELS = { open: "Open", in_progress: "In progress", waiting: "Waiting on customer", resolved: "Resolved" };
-
-  function capitalised(text) { return text ? text.charAt(0).toUpperCase() + text.slice(1) : ""; }
-
   // A request moved on: every place the page shows it follows.
   function requestChanged(activity) {
     const id = String(activity.id);
@@ -124,6 +132,9 @@
     });
     if (activity.status === "resolved") {
       document.querySelectorAll('[data-open-request="' + id + '"]').forEach(function (el) { el.remove(); });
+      const list = document.getElementById("open-requests");
+      const count = document.getElementById("open-requests-count");
+      if (list && count) count.textContent = String(list.querySelectorAll("[data-open-request]").length);
     }
   }
 
@@ -141,13 +152,25 @@
     subject.textContent = activity.subject;
     subject.href = "/requests/" + activity.id + "/";
     row.querySelector(".request-open").href = "/requests/" + activity.id + "/";
-    row.querySelector(".request-account").textContent = "#" + activity.account;
-    row.querySelector("[data-priority]").textContent = capitalised(activity.priority);
+    const account = document.createElement("a");
+    account.href = "/accounts/" + activity.account + "/";
+    account.textContent = "Account #" + activity.account;
+    row.querySelector(".request-account").appendChild(account);
+    const priority = row.querySelector("[data-priority]");
+    priority.textContent = capitalised(activity.priority);
+    priority.classList.add("priority-" + activity.priority);
     row.querySelector("[data-status]").textContent = STATUS_LABELS[activity.status] || activity.status;
     row.querySelector("[data-assignee]").textContent = activity.assignee ? activity.assignee.display_name : "Unassigned";
     const empty = rows.querySelector("[data-empty]");
     if (empty) empty.remove();
-    rows.prepend(row);
+    // The queue is ordered by due time: the new row goes before the first one due later.
+    const later = Array.prototype.find.call(rows.querySelectorAll("tr[data-request-id]"), function (other) {
+      const due = other.querySelector("time");
+      return activity.due_at && (!due || !due.dateTime || new Date(due.dateTime) > new Date(activity.due_at));
+    });
+    if (later) later.before(row); else rows.appendChild(row);
+    const count = document.getElementById("queue-count");
+    if (count) count.textContent = String(rows.querySelectorAll("tr[data-request-id]").length);
   }
 
   function onRequests(frame) {
