@@ -14,7 +14,15 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, DateTimeField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    Count,
+    DateTimeField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -198,7 +206,12 @@ NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 def cold_accounts(scope: Scope, *, limit: int = ROW_LIMIT) -> ColdAccounts:
     """Accounts the people in scope own or follow with no customer-facing activity (email,
-    meeting, call) for `scope.cold_days` days, coldest first. Two queries (count, rows)."""
+    meeting, call) for `scope.cold_days` days, coldest first, all counted, `limit` listed.
+
+    Two queries: every watched account's last touch (ids and times only), then the accounts
+    listed. Filtering and ordering on the annotation in SQL made PostgreSQL run the three
+    last-touch subqueries twice per account (docs/benchmarks-dashboard.md).
+    """
     people = scope.person_ids
     watched = (
         Q(owner_id__in=people)
@@ -207,16 +220,19 @@ def cold_accounts(scope: Scope, *, limit: int = ROW_LIMIT) -> ColdAccounts:
     )
     never = Value(NEVER, output_field=DateTimeField())
     last = Greatest(*(Coalesce(_last_touch(kind), never) for kind in CUSTOMER_FACING))
-    accounts = (
-        scope.accounts.filter(watched)
-        .annotate(last_touch=last)
-        .filter(last_touch__lt=scope.now - dt.timedelta(days=scope.cold_days))
+    touches = scope.accounts.filter(watched).annotate(last_touch=last)
+    cutoff = scope.now - dt.timedelta(days=scope.cold_days)
+    cold = sorted(
+        (touched, pk) for pk, touched in touches.values_list("pk", "last_touch") if touched < cutoff
     )
-    rows = list(accounts.select_related("owner").order_by("last_touch", "name", "id")[:limit])
-    for account in rows:
-        if account.last_touch == NEVER:  # type: ignore[attr-defined]
-            account.last_touch = None  # type: ignore[attr-defined]
-    return ColdAccounts(count=accounts.count(), rows=rows)
+    shown = [pk for _, pk in cold[:limit]]
+    by_id = Account.objects.select_related("owner").in_bulk(shown)
+    rows = []
+    for touched, pk in cold[:limit]:
+        account = by_id[pk]
+        account.last_touch = None if touched == NEVER else touched  # type: ignore[attr-defined]
+        rows.append(account)
+    return ColdAccounts(count=len(cold), rows=rows)
 
 
 @dataclass
