@@ -121,9 +121,14 @@ def dashboard_scope(user: User, params: Any, *, now: dt.datetime | None = None) 
 def filter_choices(user: User) -> dict[str, list[str]]:
     """Regions and industries of the accounts `user` can see, for the filter menus."""
     accounts = visible_accounts(user)
-    regions = accounts.exclude(region="").values_list("region", flat=True).distinct()
-    industries = accounts.exclude(industry="").values_list("industry", flat=True).distinct()
-    return {"regions": sorted(regions), "industries": sorted(industries)}
+    # order_by() on the field itself: Account's default ordering (name, id) would otherwise join
+    # the DISTINCT and list every account's region once per account.
+    regions = accounts.exclude(region="").order_by("region").values_list("region", flat=True)
+    industries = accounts.exclude(industry="").order_by("industry")
+    return {
+        "regions": list(regions.distinct()),
+        "industries": list(industries.values_list("industry", flat=True).distinct()),
+    }
 
 
 @dataclass

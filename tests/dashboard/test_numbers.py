@@ -231,3 +231,12 @@ def test_everyone_gets_a_dashboard(history: Cast, who: str) -> None:
 def test_scope_ignores_nonsense(cast: Cast) -> None:
     scope: Any = dashboard_scope(cast.manager, {"period": "year", "cold_days": "9999"})
     assert scope.period == "week" and scope.cold_days == 14
+
+
+def test_filter_menus_list_each_region_and_industry_once(cast: Cast) -> None:
+    from dashboard.queries import filter_choices
+
+    for n in range(3):
+        make_account(cast.admin, cast.owner, f"North {n}", region="North", industry="Retail")
+    choices = filter_choices(cast.manager)
+    assert choices == {"regions": ["North"], "industries": ["Retail"]}
