@@ -345,12 +345,15 @@ def open_work(scope: Scope) -> list[OpenWork]:
 def team_ticker(
     scope: Scope, *, kind: str | None = None, person: str | None = None, limit: int = 30
 ) -> list[Activity]:
-    """The newest activity by the people in scope on accounts the reader can see. One query."""
+    """The newest activity by the people in scope on accounts the reader can see (a team's: on
+    the team's accounts, as its live stream carries them). One query."""
     recent = Activity.objects.filter(
         author_id__in=scope.person_ids,
         deleted_at__isnull=True,
         account__in=visible_accounts(scope.viewer),
     )
+    if scope.team is not None:
+        recent = recent.filter(account__team_id=scope.team.pk)
     if kind:
         recent = recent.filter(kind=kind)
     if person:

@@ -43,9 +43,14 @@ def thread_topic(activity: Activity) -> str:
 
 def _beside_the_account(activity: Activity, type: str, data: dict[str, object]) -> None:
     """The streams an activity's event goes to besides its account's: its author's team (the
-    managers' ticker), and for a request the support queue of the account's team."""
+    managers' ticker), and for a request the support queue of the account's team.
+
+    A member's activity reaches the team stream only on the team's own accounts: `team:<id>` is
+    checked once, at subscription (managers of the team, admins), so an account outside the team
+    (a grant elsewhere) would reach managers who cannot see it.
+    """
     team_id = activity.author.team_id if activity.author is not None else None
-    if team_id is not None:
+    if team_id is not None and activity.account.team_id == team_id:
         record_event(stream=team_stream(team_id), type=type, data=data)
     if activity.kind == Activity.Kind.REQUEST:
         record_event(stream=requests_stream(activity.account.team_id), type=type, data=data)

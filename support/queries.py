@@ -17,7 +17,9 @@ from crm.visibility import AccountNotFound, visible_accounts
 from feed.models import Activity, AuditEntry
 from feed.queries import get_visible_activity
 
-QUEUE_LIMIT = 200
+# The soonest due are what a queue is for; filters narrow the rest (bench: a 100-row page
+# renders in half the time of 200 on the 1M-activity data set).
+QUEUE_LIMIT = 100
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from feed import actions
 from feed.models import Activity, RequestQueue
 from feed.streams import requests_stream_cursor
 from support.queries import (
+    QUEUE_LIMIT,
     QueueFilters,
     get_visible_request,
     request_history,
@@ -50,6 +51,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         "statuses": actions.REQUEST_STATUSES,
         "may_work": actions.may_work_requests(user),
         "is_filtered": request.GET.urlencode() != "",
+        "limit": QUEUE_LIMIT,
     }
     return render(request, "support/queue.html", context)
 
