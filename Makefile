@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench bench-inbound web worker beat clean
+.PHONY: install run test lint format bench bench-inbound bench-dashboard web worker beat clean
 
 install: $(STAMP)
 
@@ -32,10 +32,15 @@ format: install
 bench: install
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.inbound
+	$(BIN)/python -m bench.dashboard
 
 # The inbound email benchmark alone (docs/benchmarks-inbound.md).
 bench-inbound: install
 	$(BIN)/python -m bench.inbound
+
+# The team dashboard and the request queue on the 1M-activity data set (docs/benchmarks-dashboard.md).
+bench-dashboard: install
+	$(BIN)/python -m bench.dashboard
 
 # The single processes, as docker-compose.yml runs them.
 web: install

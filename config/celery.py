@@ -69,6 +69,11 @@ app.conf.beat_schedule = {
     },
     # Tasks falling due within a day, and ones just overdue, tell their assignees.
     "task-alerts": {"task": "notifications.tasks.send_task_alerts", "schedule": _every_sweep()},
+    # Requests past their due time tell their assignee and their queue's lead (once per due time).
+    "request-alerts": {
+        "task": "notifications.tasks.send_request_alerts",
+        "schedule": _every_sweep(),
+    },
     # Emails whose batching wait is over go out, grouped per person and account.
     "flush-email-batches": {"task": "notifications.tasks.flush_emails", "schedule": _every_sweep()},
     # Happenings whose task never ran (lost message, killed worker) are worked here.

@@ -65,3 +65,19 @@ def env_url(name: str, *, schemes: tuple[str, ...]) -> str:
     if parsed.scheme not in {"sqlite", "unix"} and not parsed.hostname:
         raise ImproperlyConfigured(f"{name} has no host name.")
     return raw
+
+
+def env_durations(name: str, default: str) -> dict[str, str]:
+    """`key=4h,other=2bd` as {"key": "4h", "other": "2bd"}: hours (h) or business days (bd).
+
+    Fails loudly on anything else, at start-up rather than when the first request is raised."""
+    raw = env_str(name, default)
+    chosen: dict[str, str] = {}
+    for part in filter(None, (piece.strip() for piece in raw.split(","))):
+        key, _, value = part.partition("=")
+        value = value.strip().lower()
+        number = value.removesuffix("bd").removesuffix("h")
+        if not key.strip() or not number.isdigit() or value == number or int(number) > 10_000:
+            raise ImproperlyConfigured(f"{name}: {part!r} is not key=<hours>h or key=<days>bd.")
+        chosen[key.strip()] = value
+    return chosen

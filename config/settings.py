@@ -14,7 +14,7 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_str, env_url
+from config.env import env_bool, env_durations, env_int, env_list, env_str, env_url
 
 # Lets `admin.ModelAdmin[Account]` and friends be subscripted at run time, for the type checker.
 django_stubs_ext.monkeypatch()
@@ -67,6 +67,8 @@ INSTALLED_APPS = [
     "feed",
     "notifications",
     "integrations",
+    "support",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -186,6 +188,12 @@ SPECTACULAR_SETTINGS = {
 # Realtime: how long a WebSocket ticket lives, and how far back a cursor may be served.
 TIDINGS_TICKET_TTL_SECONDS = env_int("TIDINGS_TICKET_TTL_SECONDS", 60, minimum=5, maximum=3600)
 TIDINGS_CATCHUP_LIMIT = env_int("TIDINGS_CATCHUP_LIMIT", 1000, minimum=10, maximum=100_000)
+
+# Support requests: when a request of each priority falls due after it is raised, in hours (h) or
+# business days (bd, Monday to Friday, same time of day).
+TIDINGS_REQUEST_DUE = env_durations("TIDINGS_REQUEST_DUE", "urgent=4h,high=1bd,normal=3bd,low=5bd")
+# Accounts with no customer-facing activity (email, meeting, call) for this long are "going cold".
+TIDINGS_COLD_DAYS = env_int("TIDINGS_COLD_DAYS", 14, minimum=1, maximum=365)
 
 # --- Email and notifications ---------------------------------------------------------------
 # The embedded default writes each email as a file under var/mail/ (read them there); set

@@ -9,6 +9,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 from config.health import healthz
 from crm import api as crm_api
 from crm import views as crm_views
+from dashboard import views as dashboard_views
 from feed import api as feed_api
 from feed import views as feed_views
 from integrations import api as integrations_api
@@ -21,6 +22,7 @@ from integrations.sendgrid import views as sendgrid_views
 from notifications import api as notifications_api
 from notifications import views as notifications_views
 from realtime import api as realtime_api
+from support import views as support_views
 
 api_v1 = [
     path("auth/token/", obtain_auth_token, name="api-token"),
@@ -187,6 +189,15 @@ urlpatterns = [
         email_views.attachment_download,
         name="email-attachment",
     ),
+    path("requests/", support_views.queue, name="request-list"),
+    path("requests/<int:request_id>/", support_views.request_detail, name="request-detail"),
+    path(
+        "requests/<int:request_id>/<slug:verb>/",
+        support_views.work_request,
+        name="request-work",
+    ),
+    path("dashboard/", dashboard_views.dashboard, name="dashboard"),
+    path("dashboard/<slug:panel>.csv", dashboard_views.export_csv, name="dashboard-export"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

@@ -155,7 +155,7 @@ class ActivityDetailView(APIView):
                 {"detail": "Send body, subject, is_done, or a request's status or assignee."}
             )
         try:
-            if "status" in data or "assignee" in data:
+            if "status" in data or "assignee" in data or "priority" in data:
                 assignee = None
                 if "assignee" in data:
                     assignee = User.objects.filter(
@@ -168,6 +168,7 @@ class ActivityDetailView(APIView):
                     request=activity,
                     status=data.get("status"),
                     assignee=assignee,
+                    priority=data.get("priority"),
                     resolution=data.get("resolution", ""),
                 )
             if "is_done" in data:

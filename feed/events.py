@@ -23,6 +23,11 @@ def team_stream(team_id: int) -> str:
     return f"team:{team_id}"
 
 
+def requests_stream(team_id: int) -> str:
+    """Every event of a request on an account of team `team_id` (the support queue's source)."""
+    return f"requests:{team_id}"
+
+
 def user_stream(user_id: int) -> str:
     return f"user:{user_id}"
 
@@ -36,8 +41,24 @@ def thread_topic(activity: Activity) -> str:
     return f"thread:{activity.parent_id or activity.pk}"
 
 
+def _beside_the_account(activity: Activity, type: str, data: dict[str, object]) -> None:
+    """The streams an activity's event goes to besides its account's: its author's team (the
+    managers' ticker), and for a request the support queue of the account's team.
+
+    A member's activity reaches the team stream only on the team's own accounts: `team:<id>` is
+    checked once, at subscription (managers of the team, admins), so an account outside the team
+    (a grant elsewhere) would reach managers who cannot see it.
+    """
+    team_id = activity.author.team_id if activity.author is not None else None
+    if team_id is not None and activity.account.team_id == team_id:
+        record_event(stream=team_stream(team_id), type=type, data=data)
+    if activity.kind == Activity.Kind.REQUEST:
+        record_event(stream=requests_stream(activity.account.team_id), type=type, data=data)
+
+
 def activity_created(activity: Activity) -> None:
-    """To the account's followers and viewers; and to the author's team's managers."""
+    """To the account's followers and viewers; to the author's team's managers; a request also
+    to the support queue."""
     data = activity_data(activity)
     record_event(
         stream=account_stream(activity.account_id),
@@ -45,19 +66,20 @@ def activity_created(activity: Activity) -> None:
         data=data,
         topic=thread_topic(activity),
     )
-    team_id = activity.author.team_id if activity.author is not None else None
-    if team_id is not None:
-        record_event(stream=team_stream(team_id), type=ACTIVITY_CREATED, data=data)
+    _beside_the_account(activity, ACTIVITY_CREATED, data)
 
 
 def activity_updated(activity: Activity) -> None:
-    """An edit, a reaction, a task ticked off: subscribers replace what they show."""
+    """An edit, a reaction, a task ticked off, a request moved on: subscribers replace what they
+    show. A request's manager sees it move on too (the team ticker), as does the queue."""
+    data = activity_data(activity)
     record_event(
         stream=account_stream(activity.account_id),
         type=ACTIVITY_UPDATED,
-        data=activity_data(activity),
+        data=data,
         topic=thread_topic(activity),
     )
+    _beside_the_account(activity, ACTIVITY_UPDATED, data)
 
 
 def activity_deleted(activity: Activity) -> None:

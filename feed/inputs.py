@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 
 from crm.models import Account, Contact, User
 from feed import actions
-from feed.models import Activity
+from feed.models import Activity, RequestQueue
 
 
 def person(username: str, field: str) -> User:
@@ -87,5 +87,16 @@ def new_activity(*, kind: str, data: dict[str, Any], user: User, account: Accoun
         account=account,
         subject=data["subject"],
         body=data.get("body", ""),
+        priority=data.get("priority") or "normal",
+        queue=queue_of(data.get("queue")),
         due_at=data.get("due_at"),
     )
+
+
+def queue_of(queue_id: int | None) -> RequestQueue | None:
+    if queue_id is None:
+        return None
+    queue = RequestQueue.objects.filter(pk=queue_id).first()
+    if queue is None:
+        raise ValidationError({"queue": "No such queue."})
+    return queue

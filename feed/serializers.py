@@ -77,6 +77,8 @@ def activity_json(activity: Activity) -> dict[str, Any]:
         "duration_seconds": activity.duration_seconds,
         "outcome": activity.outcome,
         "status": activity.status,
+        "priority": activity.priority,
+        "queue": activity.queue_id,
         "details": activity.details,
         "reactions": activity.reaction_summary,
     }
@@ -101,6 +103,7 @@ class ActivitySerializer(serializers.ModelSerializer[Activity]):
     is_done = serializers.SerializerMethodField()
     is_overdue = serializers.SerializerMethodField()
     reactions = serializers.JSONField(source="reaction_summary", read_only=True)
+    queue = serializers.IntegerField(source="queue_id", read_only=True, allow_null=True)
 
     class Meta:
         model = Activity
@@ -126,6 +129,8 @@ class ActivitySerializer(serializers.ModelSerializer[Activity]):
             "duration_seconds",
             "outcome",
             "status",
+            "priority",
+            "queue",
             "details",
             "reactions",
         ]
@@ -241,10 +246,22 @@ class NewMeetingSerializer(serializers.Serializer[Any]):
     action_items = ActionItemSerializer(many=True, required=False)
 
 
+REQUEST_PRIORITIES = ["low", "normal", "high", "urgent"]
+
+
 class NewRequestSerializer(serializers.Serializer[Any]):
+    """A new request. Its status, assignee and author are not the raiser's to choose: they are
+    not fields here, so a client sending them is ignored (RELIABILITY.md, mass assignment)."""
+
     subject = serializers.CharField(max_length=SUBJECT_MAX_CHARS)
     body = serializers.CharField(max_length=POST_MAX_CHARS, required=False, allow_blank=True)
-    due_at = serializers.DateTimeField(required=False, allow_null=True)
+    priority = serializers.ChoiceField(choices=REQUEST_PRIORITIES, default="normal")
+    queue = serializers.IntegerField(
+        required=False, allow_null=True, help_text="Queue id; the default queue when omitted."
+    )
+    due_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="When omitted, follows from the priority."
+    )
 
 
 NEW_ACTIVITY_INPUTS: dict[str, type[serializers.Serializer[Any]]] = {
@@ -272,6 +289,9 @@ class ActivityChangeSerializer(serializers.Serializer[Any]):
         choices=["open", "in_progress", "waiting", "resolved"], required=False
     )
     assignee = serializers.CharField(required=False, help_text="Username (requests only).")
+    priority = serializers.ChoiceField(
+        choices=REQUEST_PRIORITIES, required=False, help_text="Requests only; moves the due time."
+    )
     resolution = serializers.CharField(
         max_length=POST_MAX_CHARS, required=False, allow_blank=True, help_text="With resolved."
     )

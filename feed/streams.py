@@ -9,6 +9,14 @@
 |                 |                                | threads left out                          |
 | `team:<id>`     | the team's managers and admins | `team:<id>` (activity by its members)     |
 | `notifications` | any user (their own)           | `notifications:<own id>`                  |
+| `requests`      | any user                       | `requests:<team id>` of each team whose   |
+|                 |                                | accounts they all see, and `account:<id>` |
+|                 |                                | of each other account they can see        |
+
+`requests` is the support queue's stream. Request events go to `requests:<team of the account>`
+besides the account's own stream, so support staff (who see every account) read one source per
+team instead of ten thousand account streams; a rep's owned or granted accounts outside their
+teams come through the account streams, whose other events the page ignores.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from crm.models import Team
-from crm.visibility import can_see_account
+from crm.visibility import can_see_account, visible_accounts
 from feed import events
 from feed.queries import followed_account_ids, followed_thread_ids, muted_thread_ids
 from realtime.outbox import streams_head
@@ -39,6 +47,21 @@ def _home_sources(user: Any, arg: int | None) -> frozenset[str]:
 
 def _home_skips(user: Any, arg: int | None) -> frozenset[str]:
     return frozenset(f"thread:{pk}" for pk in muted_thread_ids(user))
+
+
+def _requests_sources(user: Any, arg: int | None) -> frozenset[str]:
+    from crm.models import User
+
+    if user.is_admin or user.role == User.Role.SUPPORT:
+        teams = set(Team.objects.values_list("pk", flat=True))
+    else:
+        teams = set(Team.objects.filter(managers=user.pk).values_list("pk", flat=True))
+        if user.team_id is not None:
+            teams.add(user.team_id)
+    others = visible_accounts(user).exclude(team_id__in=teams).values_list("pk", flat=True)
+    return frozenset(
+        {events.requests_stream(pk) for pk in teams} | {events.account_stream(pk) for pk in others}
+    )
 
 
 def can_watch_team(user: Any, team_id: int | None) -> bool:
@@ -81,6 +104,14 @@ def register_streams() -> None:
     )
     register(
         StreamKind(
+            kind="requests",
+            takes_arg=False,
+            can_see=lambda user, _: _is_active_user(user),
+            sources=_requests_sources,
+        )
+    )
+    register(
+        StreamKind(
             kind="notifications",
             takes_arg=False,
             can_see=lambda user, _: _is_active_user(user),
@@ -97,3 +128,12 @@ def account_stream_cursor(account_id: int) -> str:
 
 def home_stream_cursor(user: Any) -> str:
     return str(streams_head(set(_home_sources(user, None))))
+
+
+def requests_stream_cursor(user: Any) -> str:
+    """The cursor the queue page hands to its socket for `requests`."""
+    return str(streams_head(set(_requests_sources(user, None))))
+
+
+def team_stream_cursor(team_id: int) -> str:
+    return str(streams_head({events.team_stream(team_id)}))

@@ -24,7 +24,7 @@ from crm.visibility import get_visible_account
 from feed import actions
 from feed.inputs import new_activity
 from feed.mentions import mention_warnings
-from feed.models import Activity, Follow
+from feed.models import Activity, Follow, RequestQueue
 from feed.queries import (
     account_overview,
     account_timeline,
@@ -98,6 +98,8 @@ def account_detail(request: HttpRequest, account_id: int) -> HttpResponse:
         "follow": follow_choice(request.user, account),
         "deliveries": Follow.Delivery.choices,
         "now": timezone.now(),
+        "queues": RequestQueue.objects.all(),
+        "priorities": actions.PRIORITIES,
     }
     return render(request, "feed/account_detail.html", context)
 
@@ -177,7 +179,17 @@ def _form_data(form: Any) -> tuple[str, dict[str, Any]]:
                 if line.strip()
             ],
         }
-    raise ValidationError("Choose what to write: a post, a meeting, a call or a task.")
+    if kind == "request":
+        queue = form.get("queue") or None
+        if queue is not None and not queue.isdigit():
+            raise ValidationError("No such queue.")
+        return kind, {
+            "subject": form.get("subject", ""),
+            "body": form.get("body", ""),
+            "priority": form.get("priority", "normal"),
+            "queue": int(queue) if queue else None,
+        }
+    raise ValidationError("Choose what to write: a post, a meeting, a call, a task or a request.")
 
 
 @login_required

@@ -18,6 +18,7 @@ class Kind(models.TextChoices):
     MEETING_REMINDER = "meeting_reminder", "A meeting you attend starts soon"
     TASK_DUE = "task_due", "A task of yours falls due"
     TASK_OVERDUE = "task_overdue", "A task of yours is overdue"
+    REQUEST_OVERDUE = "request_overdue", "A request you have or lead the queue of is overdue"
     FOLLOWED_ACTIVITY = "followed_activity", "Activity on an account you follow"
 
 

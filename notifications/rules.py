@@ -26,6 +26,7 @@ DEFAULT_DELIVERY: dict[str, str] = {
     Kind.MEETING_REMINDER: Delivery.IN_APP,
     Kind.TASK_DUE: Delivery.IN_APP,
     Kind.TASK_OVERDUE: Delivery.IN_APP,
+    Kind.REQUEST_OVERDUE: Delivery.EMAIL,
     Kind.FOLLOWED_ACTIVITY: Delivery.DIGEST,
 }
 
@@ -110,3 +111,12 @@ def task_alert(due_at: dt.datetime | None, done_at: dt.datetime | None, now: dt.
     if due_at <= now + DUE_SOON:
         return Kind.TASK_DUE
     return ""
+
+
+def request_overdue_recipients(
+    *, assignee: int | None, queue_lead: int | None, can_see: frozenset[int]
+) -> list[int]:
+    """Who hears that a request ran past its due time: whoever has it, and the lead of its queue
+    (who must find someone when nobody has it). Only people who can see the account."""
+    chosen = [user for user in (assignee, queue_lead) if user is not None and user in can_see]
+    return list(dict.fromkeys(chosen))

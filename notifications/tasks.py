@@ -39,6 +39,11 @@ def send_task_alerts() -> int:
     return actions.send_task_alerts(timezone.now())
 
 
+@shared_task(time_limit=120, soft_time_limit=100, **RETRY)
+def send_request_alerts() -> int:
+    return actions.send_request_alerts(timezone.now())
+
+
 @shared_task(time_limit=300, soft_time_limit=280, **RETRY)
 def flush_emails() -> int:
     return actions.flush_emails(timezone.now())

@@ -44,4 +44,6 @@ def title_for(kind: str, activity: Activity, actor: User | None) -> str:
         return f"Your task “{activity.subject}” on {where} is due soon"
     if kind == Kind.TASK_OVERDUE:
         return f"Your task “{activity.subject}” on {where} is overdue"
+    if kind == Kind.REQUEST_OVERDUE:
+        return f"The request “{activity.subject}” on {where} is overdue"
     return f"{who} logged {_what(activity)} on {where}"

@@ -15,7 +15,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from feed.actions import post_activity
+from feed.actions import post_activity, raise_request
 from feed.models import Activity
 from integrations import actions as inbound_actions
 from integrations.models import InboundEmail
@@ -47,7 +47,11 @@ def _ids(cast: Cast) -> dict[str, Any]:
     )
     assert notification is not None
     inbound = _inbound_email(cast)
+    request = Activity.objects.filter(account=cast.account, kind="request").first() or (
+        raise_request(actor=cast.owner, account=cast.account, subject="Cannot log in")
+    )
     return {
+        "request": request.pk,
         "account": cast.account.pk,
         "activity": activity.pk,
         "opportunity": opportunity.pk,
@@ -302,6 +306,18 @@ TABLE: dict[str, tuple[str, R, dict[str, Any] | None, dict[str, int]]] = {
         None,
         API,
     ),
+    "request-list": ("get", lambda i: "/requests/", None, PAGE),
+    "request-detail": ("get", lambda i: f"/requests/{i['request']}/", None, SCOPED_PAGE),
+    "request-work": (
+        "post",
+        lambda i: f"/requests/{i['request']}/claim/",
+        None,
+        # The owner (a rep, its author) is refused with a message on the page it returns to.
+        {**SCOPED_PAGE, "owner": 302, "manager": 302, "admin": 302},
+    ),
+    # Everyone has a dashboard: managers their teams', admins any team's, others their own.
+    "dashboard": ("get", lambda i: "/dashboard/", None, PAGE),
+    "dashboard-export": ("get", lambda i: "/dashboard/activity.csv", None, PAGE),
 }
 
 

@@ -241,7 +241,7 @@ ACTIVITY_INSERT = """
 INSERT INTO feed_activity (
   id, kind, subject, body, details, occurred_at, created_at, edited_at, deleted_at, account_id,
   author_id, contact_id, opportunity_id, parent_id, assignee_id, done_at, due_at,
-  duration_seconds, ends_at, outcome, reaction_summary, starts_at, status)
+  duration_seconds, ends_at, outcome, reaction_summary, starts_at, status, priority, queue_id)
 SELECT id, kind,
        CASE WHEN kind IN ('post', 'comment') THEN '' ELSE initcap(kind) || ' ' || id END,
        'Activity ' || id || ' on account ' || account_id
@@ -255,7 +255,7 @@ SELECT id, kind,
        CASE WHEN kind = 'call' THEN 'connected' ELSE '' END,
        '{}'::jsonb,
        CASE WHEN kind = 'meeting' THEN occurred_at END,
-       ''
+       '', '', NULL
 FROM bench_feed_rows WHERE id BETWEEN %(lo)s AND %(hi)s
 """
 

@@ -8,13 +8,20 @@ from feed.actions.activities import (
     log_call,
     log_meeting,
     post_activity,
-    raise_request,
 )
 from feed.actions.changes import delete_activity, edit_activity, set_reaction, set_task_done
 from feed.actions.follows import follow_account, unfollow_account
 from feed.actions.history import convert_lead, merge_accounts, move_activity, record_field_changes
 from feed.actions.mail import log_email, record_invited_meeting
-from feed.actions.requests import REQUEST_STATUSES, update_request
+from feed.actions.requests import (
+    PRIORITIES,
+    REQUEST_STATUSES,
+    claim_request,
+    due_after,
+    may_work_requests,
+    raise_request,
+    update_request,
+)
 from feed.actions.threads import (
     add_comment,
     clear_thread_subscription,
@@ -23,19 +30,23 @@ from feed.actions.threads import (
 )
 
 __all__ = [
+    "PRIORITIES",
     "REQUEST_STATUSES",
     "add_comment",
+    "claim_request",
     "clean_text",
     "clear_thread_subscription",
     "convert_lead",
     "create_task",
     "delete_activity",
+    "due_after",
     "edit_activity",
     "follow_account",
     "log_activity",
     "log_call",
     "log_email",
     "log_meeting",
+    "may_work_requests",
     "merge_accounts",
     "move_activity",
     "post_activity",

@@ -210,24 +210,3 @@ def log_meeting(
             occurred_at=occurred_at,
         )
     return meeting
-
-
-@transaction.atomic
-def raise_request(
-    *,
-    actor: User,
-    account: Account,
-    subject: str,
-    body: str = "",
-    due_at: dt.datetime | None = None,
-) -> Activity:
-    """A support request on `account`, open until someone resolves it (the support workflow)."""
-    return log_activity(
-        actor=actor,
-        account=account,
-        kind=Activity.Kind.REQUEST,
-        subject=clean_text(subject, limit=SUBJECT_MAX_CHARS),
-        body=clean_text(body, required=False),
-        status="open",
-        due_at=due_at,
-    )

@@ -24,6 +24,14 @@ def ago(moment: dt.datetime | None) -> str:
     return f"{timesince(moment)} ago"
 
 
+@register.filter
+def status_word(status: str | None) -> str:
+    """A request status as people read it ("in_progress" -> "In progress")."""
+    if not status:
+        return "—"
+    return Activity.STATUS_LABELS.get(status, status)
+
+
 OUTCOMES = {
     "connected": "Connected",
     "left_voicemail": "Left voicemail",
@@ -49,7 +57,7 @@ def activity_facts(activity: Activity) -> dict[str, Any]:
         "minutes": minutes,
         "outcome": OUTCOMES.get(activity.outcome, activity.outcome),
         "attendees": activity.details.get("attendees", []) if activity.kind == "meeting" else [],
-        "status_label": (activity.status or "open").replace("_", " ").capitalize(),
+        "status_label": activity.status_label,
     }
 
 

@@ -11,7 +11,11 @@ from notifications.actions.preferences import (
     unsubscribe_token,
     update_preferences,
 )
-from notifications.actions.reminders import send_meeting_reminders, send_task_alerts
+from notifications.actions.reminders import (
+    send_meeting_reminders,
+    send_request_alerts,
+    send_task_alerts,
+)
 
 __all__ = [
     "check_schedule",
@@ -22,6 +26,7 @@ __all__ = [
     "notify_happening",
     "send_digests",
     "send_meeting_reminders",
+    "send_request_alerts",
     "send_task_alerts",
     "set_preferences",
     "set_schedule",

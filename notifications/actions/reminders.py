@@ -1,4 +1,5 @@
-"""Reminders that time makes: meetings starting soon, tasks falling due or overdue.
+"""Reminders that time makes: meetings starting soon, tasks falling due or overdue, requests
+overdue.
 
 Run by the periodic jobs. Each notification's `source` names the activity and the reminder, so
 running a job twice (or two beats at once) tells nobody twice.
@@ -85,4 +86,33 @@ def send_task_alerts(now: dt.datetime) -> int:
         if kind and task.assignee is not None:
             source = f"{kind}:{task.pk}:{task.due_at:%Y%m%d%H%M}"
             sent += _tell(task.assignee, kind, task, source)
+    return sent
+
+
+@transaction.atomic
+def send_request_alerts(now: dt.datetime) -> int:
+    """Tell the assignee and the queue's lead of each unresolved request past its due time, once
+    per due time (a re-ranked request that runs overdue again is news again)."""
+    requests = (
+        Activity.objects.filter(
+            kind=Activity.Kind.REQUEST,
+            deleted_at__isnull=True,
+            due_at__lte=now,
+            # As with tasks: overdue for more than a week is old news, and keeps the sweep small.
+            due_at__gt=now - dt.timedelta(days=7),
+        )
+        .exclude(status="resolved")
+        .select_related("account", "assignee", "queue__lead")
+    )
+    sent = 0
+    for request in requests:
+        lead = request.queue.lead if request.queue is not None else None
+        people = {p.pk: p for p in (request.assignee, lead) if p is not None}
+        for user_id in rules.request_overdue_recipients(
+            assignee=request.assignee_id,
+            queue_lead=lead.pk if lead is not None else None,
+            can_see=frozenset(people),
+        ):
+            source = f"request_overdue:{request.pk}:{request.due_at:%Y%m%d%H%M}"
+            sent += _tell(people[user_id], Kind.REQUEST_OVERDUE, request, source)
     return sent

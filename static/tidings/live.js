@@ -7,6 +7,11 @@
  * at the top while the top of the timeline is in view; when the reader has scrolled down they wait
  * behind a quiet "n new" marker instead of moving the page under the reader's eyes.
  *
+ * Requests are kept right wherever they show: their status pill, assignee and priority change in
+ * place on any page, a resolved one leaves the account's "Open requests" panel, and the support
+ * queue (stream `requests`) adds new requests as rows. The dashboard's ticker (`team:<id>`)
+ * honours its kind and person filters for what arrives live.
+ *
  * The same socket carries the reader's `notifications` stream, which keeps the unread badge in
  * the header right: every notification event says how many are unread after it, so reading in
  * one tab clears the badge in the others.
@@ -40,6 +45,10 @@
     status.title = state === "online" ? "Updates appear as they happen" : "Updates will resume when the connection is back";
   }
 
+  const STATUS_LABELS = { open: "Open", in_progress: "In progress", waiting: "Waiting on customer", resolved: "Resolved" };
+
+  function capitalised(text) { return text ? text.charAt(0).toUpperCase() + text.slice(1) : ""; }
+
   function build(activity) {
     const template = document.getElementById("activity-template");
     const item = template.content.firstElementChild.cloneNode(true);
@@ -60,6 +69,14 @@
     }
     // textContent, never innerHTML: the body is user text.
     item.querySelector(".activity-text").textContent = activity.body;
+    const facts = item.querySelector(".request-facts");
+    if (facts && activity.kind === "request") {
+      facts.hidden = false;
+      const pill = facts.querySelector("[data-status]");
+      pill.textContent = STATUS_LABELS[activity.status] || activity.status;
+      pill.className = "pill " + (activity.status === "resolved" ? "done" : (activity.is_overdue ? "overdue" : "open"));
+      facts.querySelector("[data-priority]").textContent = capitalised(activity.priority);
+    }
     showAccount(item, activity);
     wireActions(item, activity);
     return item;
@@ -135,7 +152,85 @@
     return holder;
   }
 
+  // A request moved on: every place the page shows it follows.
+  function requestChanged(activity) {
+    const id = String(activity.id);
+    const places = document.querySelectorAll('[data-activity-id="' + id + '"], [data-request-id="' + id + '"]');
+    places.forEach(function (place) {
+      place.querySelectorAll("[data-status]").forEach(function (pill) {
+        pill.textContent = STATUS_LABELS[activity.status] || activity.status;
+        pill.classList.remove("open", "done", "overdue");
+        pill.classList.add(activity.status === "resolved" ? "done" : (activity.is_overdue ? "overdue" : "open"));
+      });
+      place.querySelectorAll("[data-assignee]").forEach(function (cell) {
+        cell.textContent = activity.assignee ? activity.assignee.display_name : "Unassigned";
+      });
+      place.querySelectorAll("[data-priority]").forEach(function (cell) { cell.textContent = capitalised(activity.priority); });
+      if (activity.status === "resolved") {
+        place.classList.add("resolved");
+        place.querySelectorAll("[data-overdue], [data-claim]").forEach(function (el) { el.remove(); });
+      }
+    });
+    if (activity.status === "resolved") {
+      document.querySelectorAll('[data-open-request="' + id + '"]').forEach(function (el) { el.remove(); });
+      const list = document.getElementById("open-requests");
+      const count = document.getElementById("open-requests-count");
+      if (list && count) count.textContent = String(list.querySelectorAll("[data-open-request]").length);
+    }
+  }
+
+  function newRequestRow(activity) {
+    const rows = document.querySelector("[data-requests]");
+    const template = document.getElementById("request-row-template");
+    if (!rows || !template || rows.querySelector('[data-request-id="' + activity.id + '"]')) return;
+    if (rows.dataset.filtered) return;  // a filtered list cannot tell whether it belongs
+    const row = template.content.firstElementChild.cloneNode(true);
+    row.dataset.requestId = String(activity.id);
+    row.id = "request-" + activity.id;
+    const time = row.querySelector("time");
+    if (activity.due_at) { time.dateTime = activity.due_at; time.textContent = new Date(activity.due_at).toLocaleString(); }
+    const subject = row.querySelector(".request-subject");
+    subject.textContent = activity.subject;
+    subject.href = "/requests/" + activity.id + "/";
+    row.querySelector(".request-open").href = "/requests/" + activity.id + "/";
+    const account = document.createElement("a");
+    account.href = "/accounts/" + activity.account + "/";
+    account.textContent = "Account #" + activity.account;
+    row.querySelector(".request-account").appendChild(account);
+    const priority = row.querySelector("[data-priority]");
+    priority.textContent = capitalised(activity.priority);
+    priority.classList.add("priority-" + activity.priority);
+    row.querySelector("[data-status]").textContent = STATUS_LABELS[activity.status] || activity.status;
+    row.querySelector("[data-assignee]").textContent = activity.assignee ? activity.assignee.display_name : "Unassigned";
+    const empty = rows.querySelector("[data-empty]");
+    if (empty) empty.remove();
+    // The queue is ordered by due time: the new row goes before the first one due later.
+    const later = Array.prototype.find.call(rows.querySelectorAll("tr[data-request-id]"), function (other) {
+      const due = other.querySelector("time");
+      return activity.due_at && (!due || !due.dateTime || new Date(due.dateTime) > new Date(activity.due_at));
+    });
+    if (later) later.before(row); else rows.appendChild(row);
+    const count = document.getElementById("queue-count");
+    if (count) count.textContent = String(rows.querySelectorAll("tr[data-request-id]").length);
+  }
+
+  function onRequests(frame) {
+    const activity = frame.data;
+    if (!activity || activity.kind !== "request") return;
+    if (frame.type === "activity.created") newRequestRow(activity);
+    else if (frame.type === "activity.updated") requestChanged(activity);
+  }
+
+  function wanted(activity) {
+    const kind = timeline.dataset.onlyKind;
+    const person = timeline.dataset.onlyPerson;
+    if (kind && activity.kind !== kind) return false;
+    if (person && (!activity.author || activity.author.username !== person)) return false;
+    return true;
+  }
+
   function updated(activity) {
+    if (activity.kind === "request") requestChanged(activity);
     const item = timeline.querySelector('[data-activity-id="' + activity.id + '"]');
     if (!item) return;
     const text = item.querySelector(".activity-text");
@@ -163,6 +258,7 @@
     const id = String(activity.id);
     if (timeline.querySelector('[data-activity-id="' + id + '"]')) return;
     if (waiting.some(function (item) { return item.dataset.activityId === id; })) return;
+    if (!wanted(activity)) return;
     const item = build(activity);
     if (activity.parent && !timeline.dataset.flat) {
       const holder = repliesOf(activity.parent);
@@ -239,6 +335,7 @@
     if (frame.stream && frame.cursor && frame.stream in cursors) cursors[frame.stream] = frame.cursor;
     if (frame.stream === "notifications") { onNotification(frame); return; }
     if (!timeline || (frame.stream && frame.stream !== stream)) return;
+    if (stream === "requests") { onRequests(frame); if (frame.type === "resync") window.location.reload(); return; }
     if (frame.type === "activity.created") arrived(frame.data);
     else if (frame.type === "activity.updated") updated(frame.data);
     else if (frame.type === "activity.deleted") removed(frame.data);

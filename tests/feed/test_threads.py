@@ -73,7 +73,11 @@ def test_edit_keeps_revisions_for_readers(cast: Cast) -> None:
     last = newest()
     edited = client.patch(f"/api/v1/activities/{post.pk}/", {"body": "Deal at 45k"}, format="json")
     assert edited.status_code == 200 and edited.json()["is_edited"] is True
-    assert events_since(last) == [(f"account:{cast.account.pk}", "activity.updated")]
+    # The account's readers, and the author's team's managers (the dashboard ticker).
+    assert events_since(last) == [
+        (f"account:{cast.account.pk}", "activity.updated"),
+        (f"team:{cast.east.pk}", "activity.updated"),
+    ]
     revisions = client_for(cast.teammate).get(f"/api/v1/activities/{post.pk}/revisions/").json()
     assert [(r["body"], r["editor"]["username"]) for r in revisions] == [("Deal at 40k", "alice")]
 

@@ -94,6 +94,21 @@ async def test_manager_watches_the_team_and_only_the_team(cast: Cast) -> None:
     await comm.disconnect()
 
 
+async def test_member_work_on_another_teams_account_stays_off_the_team_stream(cast: Cast) -> None:
+    """Alice, granted on a West account, posts there: dave (manager of East) cannot see that
+    account, so the East stream must not carry it."""
+    from crm.models import AccountTeamMember
+
+    await database_sync_to_async(AccountTeamMember.objects.create)(
+        account=cast.west_account, user=cast.owner
+    )
+    comm = await socket_for(cast.manager)
+    assert (await subscribe(comm, f"team:{cast.east.pk}"))["type"] == "subscribed"
+    await post(author=cast.owner, account=cast.west_account, body="granted elsewhere")
+    assert await comm.receive_nothing(timeout=0.3)
+    await comm.disconnect()
+
+
 @pytest.mark.parametrize("who", ["owner", "outsider", "support"])
 async def test_only_managers_and_admins_watch_a_team(cast: Cast, who: str) -> None:
     comm = await socket_for(getattr(cast, who))

@@ -29,7 +29,8 @@ from feed.actions import (
     log_meeting,
     set_task_done,
 )
-from feed.models import Activity
+from feed.actions.requests import default_queue
+from feed.models import Activity, RequestQueue
 
 PEOPLE: list[dict[str, Any]] = [
     {
@@ -228,6 +229,8 @@ class Command(BaseCommand):
             user.save()
             users[user.username] = user
         teams["East"].managers.add(users["dave"])
+        # Carol leads the support queue: overdue requests nobody has reach her.
+        RequestQueue.objects.update_or_create(name="Support", defaults={"lead": users["carol"]})
         return users
 
     def _account(
@@ -425,6 +428,8 @@ class Command(BaseCommand):
                 subject=rng.choice(REQUEST_SUBJECTS),
                 body=f"Reported by {who}.",
                 status=rng.choice(["open", "in_progress", "resolved"]),
+                priority=rng.choice(["low", "normal", "normal", "high", "urgent"]),
+                queue=default_queue(),
                 due_at=when + dt.timedelta(days=2),
             )
         elif kind == "change":
