@@ -20,6 +20,11 @@ from notifications.models import Kind, Notification
 from notifications.serializers import activity_url
 
 
+def one_line(text: str) -> str:
+    """Header text: line breaks in a name would make the header invalid (or inject another)."""
+    return " ".join(text.split())
+
+
 def absolute(path: str) -> str:
     return settings.TIDINGS_BASE_URL + path
 
@@ -69,7 +74,7 @@ def batch_email(
     return _message(
         user,
         # The same subject for every email about the account: clients thread on it too.
-        subject=f"[Tidings] {account.name}",
+        subject=f"[Tidings] {one_line(account.name)}",
         template="notifications/email/batch",
         context=context,
         headers={"In-Reply-To": previous or anchor, "References": references},

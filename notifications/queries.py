@@ -109,7 +109,8 @@ def _shown(user: Any) -> QuerySet[Notification]:
     return Notification.objects.filter(
         recipient_id=user.pk,
         delivery__in=["in_app", "email"],
-        account__in=visible_accounts(user),
+        # Where the activity is now: a moved or merged one is shown by its current account.
+        activity__account__in=visible_accounts(user),
         activity__deleted_at__isnull=True,
     )
 
@@ -124,7 +125,7 @@ class InboxPage:
 def inbox(user: Any, *, before: str | None = None, unread_only: bool = False) -> InboxPage:
     """Newest first, by keyset on the id (`before` is the `next` of the previous page).
     Three queries: visibility is a subquery, the page, and the unread count."""
-    queryset = _shown(user).select_related("actor", "account", "activity")
+    queryset = _shown(user).select_related("actor", "activity__account")
     if before:
         if not before.isdigit() or int(before) < 1:
             raise ValidationError("That is not a valid page cursor.")

@@ -77,7 +77,8 @@ def recipients(facts: Facts) -> dict[int, str]:
     elif facts.what == ASSIGNED:
         offer(facts.assignee, Kind.ASSIGNED)
     elif facts.what == STATUS_CHANGED:
-        offer(facts.author, Kind.REQUEST_STATUS)
+        if facts.author not in facts.thread_muters:
+            offer(facts.author, Kind.REQUEST_STATUS)
         for user in _thread_audience(facts):
             offer(user, Kind.REQUEST_STATUS)
     return chosen

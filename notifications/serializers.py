@@ -22,13 +22,14 @@ def notification_json(notification: Notification) -> dict[str, Any]:
         "id": notification.pk,
         "kind": notification.kind,
         "title": notification.title,
-        "account": notification.account_id,
-        "account_name": notification.account.name,
+        # Where the activity is now (it may have been moved or merged since).
+        "account": notification.activity.account_id,
+        "account_name": notification.activity.account.name,
         "activity": notification.activity_id,
         "actor": _person(notification.actor) if notification.actor_id else None,
         "created_at": _when(notification.created_at),
         "is_read": notification.read_at is not None,
-        "url": activity_url(notification.account_id, notification.activity_id),
+        "url": activity_url(notification.activity.account_id, notification.activity_id),
     }
 
 

@@ -193,6 +193,10 @@ def move_activity(*, actor: User, activity: Activity, to_account: Account) -> Ac
         )
     if root.deleted_at is not None:
         raise AccountNotFound()
+    # Who may see the thread changes: every socket re-checks its subscriptions before the events
+    # below reach it (registered first, so published first), and a follower of the thread who
+    # cannot see the new account stops hearing of it instead of receiving it there.
+    transaction.on_commit(partial(announce_access_changed, None))
     thread = Activity.objects.filter(Q(pk=root.pk) | Q(parent=root))
     for item in thread.filter(deleted_at__isnull=True):
         events.activity_deleted(item)

@@ -2,7 +2,7 @@
 
 from notifications.actions.email import flush_emails, send_digests
 from notifications.actions.happenings import note_happening, notify_happening, sweep_happenings
-from notifications.actions.inbox import mark_read, notify
+from notifications.actions.inbox import announce, mark_read, notify
 from notifications.actions.preferences import (
     check_schedule,
     set_preferences,
@@ -18,6 +18,7 @@ from notifications.actions.reminders import (
 )
 
 __all__ = [
+    "announce",
     "check_schedule",
     "flush_emails",
     "mark_read",

@@ -31,7 +31,15 @@ def flush_emails(now: dt.datetime) -> int:
         .values_list("recipient_id", flat=True)
         .distinct()
     )
-    return sum(_flush_one(recipient_id, now) for recipient_id in list(recipients))
+    sent = 0
+    for recipient_id in list(recipients):
+        try:
+            sent += _flush_one(recipient_id, now)
+        except Exception:
+            # One refused address or broken message must not hold up everyone else's mail; the
+            # rows stay unsent and the next run tries again (ids only in the log, never bodies).
+            log.exception("emailing notifications to user %s failed", recipient_id)
+    return sent
 
 
 @transaction.atomic
@@ -40,7 +48,7 @@ def _flush_one(recipient_id: int, now: dt.datetime) -> int:
     due = list(
         Notification.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(recipient_id=recipient_id, emailed_at__isnull=True, email_due_at__lte=now)
-        .select_related("activity", "account")
+        .select_related("activity__account")
         .order_by("id")
     )
     if not due:
@@ -51,15 +59,15 @@ def _flush_one(recipient_id: int, now: dt.datetime) -> int:
         item
         for item in due
         if item.read_at is None
-        and item.account_id in visible
+        and item.activity.account_id in visible
         and item.activity.deleted_at is None
         and user.email
     ]
     by_account: dict[int, list[Notification]] = defaultdict(list)
     for item in sendable:
-        by_account[item.account_id].append(item)
+        by_account[item.activity.account_id].append(item)
     for items in by_account.values():
-        account = items[0].account
+        account = items[0].activity.account
         previous = (
             SentEmail.objects.filter(recipient=user, account=account, is_digest=False)
             .order_by("-sent_at", "-id")
@@ -82,7 +90,13 @@ def _flush_one(recipient_id: int, now: dt.datetime) -> int:
 def send_digests(now: dt.datetime) -> int:
     """Send the digest of everyone whose local digest time has come; answers how many went."""
     people = User.objects.filter(is_active=True).exclude(email="").values_list("pk", flat=True)
-    return sum(_digest_one(user_id, now) for user_id in list(people))
+    sent = 0
+    for user_id in list(people):
+        try:
+            sent += _digest_one(user_id, now)
+        except Exception:
+            log.exception("the digest of user %s failed", user_id)
+    return sent
 
 
 def _digest_is_due(schedule: Schedule, now: dt.datetime) -> bool:
@@ -105,13 +119,14 @@ def _digest_one(user_id: int, now: dt.datetime) -> int:
     pending = list(
         Notification.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(recipient=user, delivery=Delivery.DIGEST, digested_at__isnull=True)
-        .filter(account__in=visible_accounts(user), activity__deleted_at__isnull=True)
-        .select_related("activity", "account")
-        .order_by("account__name", "id")
+        .filter(activity__account__in=visible_accounts(user), activity__deleted_at__isnull=True)
+        .select_related("activity__account")
+        .order_by("activity__account__name", "id")
     )
     groups: dict[int, tuple[Account, list[Notification]]] = {}
     for item in pending:
-        groups.setdefault(item.account_id, (item.account, []))[1].append(item)
+        account = item.activity.account
+        groups.setdefault(account.pk, (account, []))[1].append(item)
     sent = 0
     if pending:
         period = "weekly" if schedule.digest == Schedule.Digest.WEEKLY else "daily"

@@ -18,8 +18,8 @@ from django.utils import timezone
 from crm.models import User
 from feed import happenings as feed_happenings
 from notifications import queries, rules
-from notifications.actions.inbox import notify
-from notifications.models import Happening
+from notifications.actions.inbox import announce, notify
+from notifications.models import Happening, Notification
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def notify_happening(happening_id: int) -> int:
     if row is None:
         return 0
     activity = row.activity
-    made = 0
+    made: list[Notification] = []
     if activity.deleted_at is None:
         facts = queries.facts_for(
             what=row.what,
@@ -67,18 +67,19 @@ def notify_happening(happening_id: int) -> int:
         per_follow = queries.follow_deliveries(activity.account_id, set(chosen))
         for user_id, kind in chosen.items():
             delivery = rules.delivery_for(kind, deliveries[user_id], per_follow.get(user_id, ""))
-            made += bool(
-                notify(
-                    recipient=people[user_id],
-                    kind=kind,
-                    activity=activity,
-                    actor=row.actor,
-                    source=f"h:{row.pk}",
-                    delivery=delivery,
-                )
+            notification = notify(
+                recipient=people[user_id],
+                kind=kind,
+                activity=activity,
+                actor=row.actor,
+                source=f"h:{row.pk}",
+                delivery=delivery,
             )
+            if notification is not None:
+                made.append(notification)
     row.delete()
-    return made
+    announce(made)
+    return len(made)
 
 
 def stale_happening_ids(now: dt.datetime, *, age: dt.timedelta) -> list[int]:
@@ -97,5 +98,9 @@ def sweep_happenings(*, age: dt.timedelta | None = None) -> int:
         age = dt.timedelta(seconds=settings.TIDINGS_SWEEP_SECONDS)
     made = 0
     for pk in stale_happening_ids(timezone.now(), age=age):
-        made += notify_happening(pk)
+        try:
+            made += notify_happening(pk)
+        except Exception:
+            # One that keeps failing must not stop the others; it stays for the next sweep.
+            log.exception("notifications for happening %s failed", pk)
     return made

@@ -26,8 +26,10 @@ def notify(
     source: str,
     delivery: str,
 ) -> Notification | None:
-    """Tell `recipient` about `activity` unless they turned `kind` off or were already told
-    by the same `source`. Must run inside a transaction; the push goes out after commit."""
+    """Make the notification of `recipient` about `activity` unless they turned `kind` off or
+    were already told by the same `source`; answers it, or None. Must run inside a transaction,
+    which then calls `announce` with what was made as its last step (the push takes the global
+    event lock, which should be held for as short a time as possible)."""
     if delivery == Delivery.OFF:
         return None
     now = timezone.now()
@@ -47,11 +49,16 @@ def notify(
             "email_due_at": email_due_at,
         },
     )
-    if not created:
-        return None
-    if delivery in (Delivery.IN_APP, Delivery.EMAIL):
-        events.notification_created(notification, unread=unread_count(recipient))
-    return notification
+    return notification if created else None
+
+
+def announce(notifications: list[Notification]) -> None:
+    """Push what the inbox shows to each recipient's open tabs. The last step of a transaction:
+    recording events takes the event sequencer's lock until commit."""
+    shown = [item for item in notifications if item.delivery in (Delivery.IN_APP, Delivery.EMAIL)]
+    unread = {item.recipient_id: unread_count(item.recipient) for item in shown}
+    for item in shown:
+        events.notification_created(item, unread=unread[item.recipient_id])
 
 
 @transaction.atomic

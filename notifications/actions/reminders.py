@@ -16,17 +16,18 @@ from crm.models import User
 from crm.visibility import can_see_account
 from feed.models import Activity
 from notifications import queries, rules
-from notifications.actions.inbox import notify
+from notifications.actions.inbox import announce, notify
 from notifications.models import Kind, Schedule
 
 
 def _tell(user: User, kind: str, activity: Activity, source: str) -> bool:
+    """One reminder in its own short transaction, pushed as its last step."""
     if not user.is_active or not can_see_account(user, activity.account_id):
         return False
     chosen = queries.chosen_deliveries({user.pk})[user.pk]
     delivery = rules.delivery_for(kind, chosen)
-    return (
-        notify(
+    with transaction.atomic():
+        made = notify(
             recipient=user,
             kind=kind,
             activity=activity,
@@ -34,11 +35,11 @@ def _tell(user: User, kind: str, activity: Activity, source: str) -> bool:
             source=source,
             delivery=delivery,
         )
-        is not None
-    )
+        if made is not None:
+            announce([made])
+    return made is not None
 
 
-@transaction.atomic
 def send_meeting_reminders(now: dt.datetime) -> int:
     """Remind each attending colleague of a meeting within their lead time before it starts."""
     longest = Schedule.objects.aggregate(longest=Max("reminder_minutes"))["longest"]
@@ -68,7 +69,6 @@ def send_meeting_reminders(now: dt.datetime) -> int:
     return sent
 
 
-@transaction.atomic
 def send_task_alerts(now: dt.datetime) -> int:
     """Tell assignees of open tasks that fall due within a day, and again once overdue."""
     tasks = Activity.objects.filter(

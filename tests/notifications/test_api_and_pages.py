@@ -117,6 +117,9 @@ def test_preferences_read_and_change(cast: Cast) -> None:
         {"kinds": {"mention": 1}},
         {"kinds": ["mention"]},
         {"schedule": {"timezone": "Mars/Olympus"}},
+        {"schedule": {"timezone": "Europe"}},  # a folder of the zone database, not a zone
+        {"schedule": {"timezone": "x" * 300}},
+        {"schedule": {"timezone": "../../etc/passwd"}},
         {"schedule": {"digest_hour": 24}},
         {"schedule": {"digest_hour": "7"}},
         {"schedule": {"reminder_minutes": 0}},

@@ -14,7 +14,7 @@ from feed import actions as feed
 from notifications import actions
 from notifications.models import Notification
 from notifications.queries import preferences_of
-from tests.conftest import Cast, work_happenings
+from tests.conftest import Cast, client_for, work_happenings
 
 LATER = dt.timedelta(minutes=3)
 
@@ -172,3 +172,31 @@ def test_digest_leaves_out_accounts_no_longer_visible(cast: Cast, mailoutbox: An
     crm_actions.revoke_account_access(actor=cast.admin, account=cast.account, user=cast.outsider)
     actions.send_digests(MORNING)
     assert digests_to(mailoutbox, "erin@tidings.example") == []
+
+
+def test_a_moved_activity_is_told_where_it_is_now(cast: Cast, mailoutbox: Any) -> None:
+    """Moved to an account the mentioned person cannot see: gone from their inbox and mail."""
+    with_emails(cast)
+    post = feed.post_activity(author=cast.owner, account=cast.account, body="@bob SECRET")
+    work_happenings()
+    feed.move_activity(actor=cast.admin, activity=post, to_account=cast.west_account)
+    assert client_for(cast.teammate).get("/api/v1/notifications/").json()["results"] == []
+    assert actions.flush_emails(timezone.now() + LATER) == 0
+    assert mailoutbox == []
+    crm_actions.grant_account_access(
+        actor=cast.admin, account=cast.west_account, user=cast.teammate
+    )
+    [shown] = client_for(cast.teammate).get("/api/v1/notifications/").json()["results"]
+    assert (shown["account"], shown["account_name"]) == (cast.west_account.pk, "Westwind Airlines")
+
+
+def test_one_broken_email_does_not_hold_up_the_others(cast: Cast, mailoutbox: Any) -> None:
+    with_emails(cast)
+    crm_actions.update_account(actor=cast.admin, account=cast.account, name="Acme\nBcc: x@evil")
+    mention_alice(cast)
+    feed.post_activity(author=cast.outsider, account=cast.west_account, body="@erin self")
+    feed.post_activity(author=cast.admin, account=cast.west_account, body="@erin look")
+    work_happenings()
+    actions.flush_emails(timezone.now() + LATER)
+    subjects = sorted(message.subject for message in mailoutbox)
+    assert subjects == ["[Tidings] Acme Bcc: x@evil", "[Tidings] Westwind Airlines"]

@@ -97,6 +97,11 @@ CASES = [
         {ALICE: Kind.REQUEST_STATUS, BOB: Kind.REQUEST_STATUS},
     ),
     (
+        "the author who muted their request hears nothing of it",
+        facts(what=rules.STATUS_CHANGED, kind="request", author=ALICE, thread_muters={ALICE}),
+        {},
+    ),
+    (
         "the author changing their own request's status is not told",
         facts(what=rules.STATUS_CHANGED, kind="request", author=ACTOR),
         {},

@@ -179,3 +179,21 @@ async def test_home_carries_followed_threads_and_leaves_out_muted_ones(cast: Cas
     assert (await owner.receive_json_from(timeout=2))["data"]["id"] == other.pk
     await support.disconnect()
     await owner.disconnect()
+
+
+async def test_thread_moved_out_of_sight_stops_reaching_its_follower(cast: Cast) -> None:
+    from feed.actions import add_comment, move_activity
+
+    root = await post(author=cast.owner, account=cast.account, body="misrouted")
+    await database_sync_to_async(add_comment)(actor=cast.teammate, parent=root, body="bob's reply")
+    comm = await socket_for(cast.teammate)  # bob follows the thread by replying; East only
+    await subscribe(comm, "home")
+    await database_sync_to_async(move_activity)(
+        actor=cast.admin, activity=root, to_account=cast.west_account
+    )
+    frames = []
+    while not await comm.receive_nothing(timeout=0.5):
+        frames.append(await comm.receive_json_from(timeout=2))
+    leaked = [f for f in frames if f["type"] != "activity.deleted"]
+    assert leaked == [], leaked
+    await comm.disconnect()
