@@ -82,6 +82,10 @@ def watchable_teams(user: User) -> list[Team]:
     """Teams whose numbers `user` may see: all for admins, managed ones for managers."""
     if user.is_admin:
         return list(Team.objects.order_by("name"))
+    if user.role != User.Role.MANAGER or not user.is_active:
+        # The same rule as crm.visibility: a manager demoted to rep keeps no team's view, even
+        # while still listed among the team's managers.
+        return []
     return list(Team.objects.filter(managers=user.pk).order_by("name"))
 
 

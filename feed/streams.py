@@ -69,6 +69,8 @@ def can_watch_team(user: Any, team_id: int | None) -> bool:
         return False
     if user.is_admin:
         return Team.objects.filter(pk=team_id).exists()
+    if user.role != "manager":
+        return False  # as crm.visibility: only the manager role sees managed teams
     return Team.objects.filter(pk=team_id, managers=user.pk).exists()
 
 

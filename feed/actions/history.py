@@ -145,7 +145,13 @@ def merge_accounts(*, actor: User, survivor: Account, loser: Account) -> Account
         "activities": Activity.objects.filter(account=loser).update(account=survivor),
     }
     for follow in Follow.objects.filter(account=loser):
-        Follow.objects.get_or_create(user_id=follow.user_id, account=survivor)
+        # The follow moves with its choices; one who already followed the survivor keeps the
+        # survivor's (they chose them for the account that stays).
+        Follow.objects.get_or_create(
+            user_id=follow.user_id,
+            account=survivor,
+            defaults={"kinds": follow.kinds, "delivery": follow.delivery},
+        )
     Follow.objects.filter(account=loser).delete()
     for grant in AccountTeamMember.objects.filter(account=loser):
         AccountTeamMember.objects.get_or_create(

@@ -34,6 +34,7 @@
   if (timeline) cursors[stream] = timeline.dataset.cursor || null;
   if (bell) cursors.notifications = bell.dataset.cursor || null;
   let attempt = 0;
+  let currentSocket = null;
   const waiting = [];
 
   function setStatus(state) {
@@ -303,22 +304,36 @@
     const item = document.createElement("li");
     item.className = "inbox-item unread";
     item.dataset.notificationId = String(data.id);
-    const link = document.createElement("a");
+    // Opening it marks it read, as for a rendered one: a POST form (its CSRF token from the
+    // page's template) to /notifications/<id>/open/.
+    const template = document.getElementById("inbox-item-template");
+    const form = template ? template.content.firstElementChild.cloneNode(true) : null;
+    const link = form ? form.querySelector("button") : document.createElement("a");
+    if (form) form.action = "/notifications/" + data.id + "/open/"; else link.href = data.url;
     link.className = "inbox-open";
-    link.href = data.url;
     [["inbox-kind", data.kind.replace(/_/g, " ")], ["inbox-title", data.title], ["muted", "just now"]].forEach(function (part) {
       const span = document.createElement("span");
       span.className = part[0];
       span.textContent = part[1];
       link.appendChild(span);
     });
-    item.appendChild(link);
+    item.appendChild(form || link);
     const empty = inbox.querySelector("[data-empty]");
     if (empty) empty.remove();
     inbox.prepend(item);
   }
 
   function onNotification(frame) {
+    if (frame.type === "resync") {
+      // Too far behind to replay: start again from now and read the count afresh.
+      cursors.notifications = null;
+      fetch("/api/v1/notifications/?unread=1", { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (page) { if (page) setUnread(page.unread); })
+        .catch(function () {});
+      if (currentSocket) currentSocket.send(JSON.stringify({ op: "subscribe", stream: "notifications", since: null }));
+      return;
+    }
     if (frame.type === "notification.created") noticed(frame.data);
     if (frame.type === "notification.read" && inbox) {
       inbox.querySelectorAll(".inbox-item.unread").forEach(function (item) {
@@ -346,6 +361,7 @@
   function connect() {
     const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     const socket = new WebSocket(scheme + window.location.host + "/ws/");
+    currentSocket = socket;
     setStatus("connecting");
     socket.addEventListener("open", function () {
       attempt = 0;

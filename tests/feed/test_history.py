@@ -154,7 +154,7 @@ def test_merge_moves_everything_and_says_so(cast: Cast) -> None:
         actor=cast.admin, account=duplicate, first_name="Li", emails=["li@acme.example"]
     )
     old_post = post_activity(author=cast.teammate, account=duplicate, body="on the duplicate")
-    follow_account(user=cast.support, account=duplicate)
+    follow_account(user=cast.support, account=duplicate, kinds=["call"], delivery="email")
     crm_actions.grant_account_access(actor=cast.admin, account=duplicate, user=cast.outsider)
     survivor = merge_accounts(actor=cast.manager, survivor=cast.account, loser=duplicate)
     old_post.refresh_from_db()
@@ -162,7 +162,8 @@ def test_merge_moves_everything_and_says_so(cast: Cast) -> None:
     assert old_post.account == survivor
     assert duplicate.merged_into == survivor
     assert sorted(c.first_name for c in survivor.contacts.all()) == ["Li", "Maria"]
-    assert survivor.follows.filter(user=cast.support).exists()
+    follow = survivor.follows.get(user=cast.support)
+    assert (follow.kinds, follow.delivery) == (["call"], "email")  # choices move with it
     assert survivor.team_members.filter(user=cast.outsider).exists()
     system = Activity.objects.get(account=survivor, kind="system", subject="Accounts merged")
     assert "ACME Logistics Inc was merged into this account" in system.body

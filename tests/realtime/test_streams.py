@@ -197,3 +197,13 @@ async def test_thread_moved_out_of_sight_stops_reaching_its_follower(cast: Cast)
     leaked = [f for f in frames if f["type"] != "activity.deleted"]
     assert leaked == [], leaked
     await comm.disconnect()
+
+
+async def test_a_manager_demoted_to_rep_no_longer_watches_the_team(cast: Cast) -> None:
+    from crm.models import User
+
+    await database_sync_to_async(User.objects.filter(pk=cast.manager.pk).update)(role="rep")
+    comm = await socket_for(cast.manager)
+    refused = await subscribe(comm, f"team:{cast.east.pk}")
+    assert (refused["type"], refused["code"]) == ("error", "not_found")
+    await comm.disconnect()
