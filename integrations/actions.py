@@ -395,6 +395,9 @@ def teach_rule(*, actor: User, account: Account, address: str, scope: str) -> In
         raise ValidationError("That message has no sender address to learn from.")
     domain = address.rpartition("@")[2]
     if scope == "domain":
+        if not (actor.is_admin or actor.role == User.Role.SUPPORT):
+            # A domain routes a whole company's mail: only those who see every account decide.
+            raise ValidationError("Only support staff can route a whole domain; teach the address.")
         if not is_matchable_domain(domain):
             raise ValidationError(f"{domain} is webmail or our own domain; teach the address.")
         pattern = domain
@@ -402,6 +405,7 @@ def teach_rule(*, actor: User, account: Account, address: str, scope: str) -> In
         pattern = address
     else:
         raise ValidationError("Teach either the address or the domain.")
+    _refuse_taking_over(actor, pattern, scope)
     rule, _ = InboundAddressRule.objects.update_or_create(
         pattern=pattern, defaults={"account": account, "created_by": actor}
     )
@@ -411,6 +415,30 @@ def teach_rule(*, actor: User, account: Account, address: str, scope: str) -> In
     ).values_list("pk", flat=True)[:500]:
         _requeue(inbound_id)
     return rule
+
+
+def _refuse_taking_over(actor: User, pattern: str, scope: str) -> None:
+    """Nobody re-routes mail that belongs to an account they cannot see: a rule already pointing
+    there, a contact's address there, or (for a domain) one of its web domains."""
+    from crm.models import AccountDomain, ContactEmail
+
+    owners = set(
+        InboundAddressRule.objects.filter(pattern=pattern).values_list("account_id", flat=True)
+    )
+    if scope == "address":
+        owners |= set(
+            ContactEmail.objects.filter(address__iexact=pattern).values_list(
+                "contact__account_id", flat=True
+            )
+        )
+    else:
+        owners |= set(
+            AccountDomain.objects.filter(domain__iexact=pattern).values_list(
+                "account_id", flat=True
+            )
+        )
+    if any(not can_see_account(actor, owner) for owner in owners):
+        raise ValidationError("That address already belongs to another account; ask support.")
 
 
 @transaction.atomic

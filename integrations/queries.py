@@ -22,10 +22,11 @@ class InboundEmailNotFound(Http404):
 
 
 def sees_all_inbound(user: Any) -> bool:
-    """Who works the whole triage queue: administrators, staff and support."""
+    """Who works the whole triage queue: administrators and support (the roles that see every
+    account under crm.visibility; `is_staff` alone grants the admin site, not the mail)."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
-    return bool(user.is_admin or user.is_staff or user.role == User.Role.SUPPORT)
+    return bool(user.is_admin or user.role == User.Role.SUPPORT)
 
 
 def visible_inbound_emails(user: Any) -> QuerySet[InboundEmail]:
@@ -36,7 +37,9 @@ def visible_inbound_emails(user: Any) -> QuerySet[InboundEmail]:
         return emails.none()
     if sees_all_inbound(user):
         return emails
-    condition = Q(account__in=visible_accounts(user))
+    # Where its email is now (an activity moved or merged since), else where it was matched.
+    visible = visible_accounts(user)
+    condition = Q(activity__account__in=visible) | Q(activity__isnull=True, account__in=visible)
     if user.email:
         condition |= Q(account__isnull=True, participants__contains=f" {user.email.lower()} ")
     return emails.filter(condition)
@@ -100,7 +103,12 @@ def get_visible_attachment(user: Any, attachment_id: int) -> InboundAttachment:
     """An attachment of a message on an account `user` can see; raises Http404 otherwise."""
     attachment = (
         InboundAttachment.objects.select_related("inbound")
-        .filter(pk=attachment_id, inbound__account__in=visible_accounts(user))
+        .filter(
+            pk=attachment_id,
+            # Where the email is now (moved, merged), and not deleted: its readers, no others.
+            inbound__activity__account__in=visible_accounts(user),
+            inbound__activity__deleted_at__isnull=True,
+        )
         .first()
     )
     if attachment is None:

@@ -155,6 +155,24 @@ def test_attachments_are_typed_by_content_and_downloadable_only_with_access(cast
     assert details["attachments"][0]["id"] == attachment.pk
 
 
+def test_attachments_follow_their_email_when_it_is_moved_or_deleted(cast: Cast) -> None:
+    from feed import actions as feed_actions
+
+    inbound = ingest(email(attachments=[("quote.pdf", "application/pdf", b"%PDF-1.4 q")]))
+    url = f"/integrations/email/attachments/{InboundAttachment.objects.get().pk}/"
+    owner, outsider = Client(), Client()
+    owner.force_login(cast.owner)
+    outsider.force_login(cast.outsider)
+    assert inbound.activity is not None
+    feed_actions.move_activity(
+        actor=cast.admin, activity=inbound.activity, to_account=cast.west_account
+    )
+    assert owner.get(url).status_code == 404  # Acme's people no longer see it
+    assert outsider.get(url).status_code == 200  # West's do
+    feed_actions.delete_activity(actor=cast.admin, activity=inbound.activity)
+    assert outsider.get(url).status_code == 404
+
+
 INVITE = """BEGIN:VCALENDAR
 VERSION:2.0
 PRODID:-//Example//EN

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from django.core.exceptions import ValidationError
 from django.test import Client
 
 from crm import actions as crm_actions
@@ -140,3 +142,36 @@ def test_the_page_counts_the_noise_kept_out_of_the_feed(cast: Cast) -> None:
     ingest(email(sender="MAILER-DAEMON@mx.acme.example", subject="Undelivered"))
     page = _client(cast.support).get("/integrations/email/triage/").content.decode()
     assert "Kept out of the feed in the last 7 days: 2" in page
+
+
+def test_a_rep_cannot_route_a_whole_domain(cast: Cast) -> None:
+    with pytest.raises(ValidationError, match="support"):
+        actions.teach_rule(
+            actor=cast.outsider,
+            account=cast.west_account,
+            address="x@newco.example",
+            scope="domain",
+        )
+    assert not InboundAddressRule.objects.exists()
+
+
+def test_nobody_takes_over_mail_of_an_account_they_cannot_see(cast: Cast) -> None:
+    # maria@acme.example is a contact of Acme (East); erin (West) cannot see Acme.
+    with pytest.raises(ValidationError):
+        actions.teach_rule(
+            actor=cast.outsider,
+            account=cast.west_account,
+            address="maria@acme.example",
+            scope="address",
+        )
+    actions.teach_rule(
+        actor=cast.support, account=cast.account, address="pat@newco.example", scope="address"
+    )
+    with pytest.raises(ValidationError):  # a rule on Acme stays Acme's
+        actions.teach_rule(
+            actor=cast.outsider,
+            account=cast.west_account,
+            address="pat@newco.example",
+            scope="address",
+        )
+    assert InboundAddressRule.objects.get().account == cast.account
