@@ -169,11 +169,20 @@ def update_request(
     return current
 
 
+@transaction.atomic
 def claim_request(*, actor: User, request: Activity) -> Activity:
-    """Take a request: it becomes the actor's, and an open one goes in progress."""
+    """Take a request: it becomes the actor's, and an open one goes in progress.
+
+    Decided on the locked row: a request someone else claimed meanwhile is refused
+    (ValidationError), never silently taken over.
+    """
+    current = lock_visible_activity(actor, request)
+    if current.assignee_id not in (None, actor.pk):
+        holder = current.assignee.display_name if current.assignee is not None else "someone"
+        raise ValidationError(f"{holder} has taken this request meanwhile; assign it instead.")
     return update_request(
         actor=actor,
-        request=request,
+        request=current,
         assignee=actor,
-        status="in_progress" if request.status == "open" else None,
+        status="in_progress" if current.status == "open" else None,
     )

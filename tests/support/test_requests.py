@@ -296,3 +296,19 @@ def test_overdue_unassigned_request_reaches_the_lead_only_if_they_can_see_it(cas
         due_at=now - dt.timedelta(minutes=5),
     )
     assert send_request_alerts(now) == 0
+
+
+def test_a_request_claimed_meanwhile_is_not_taken_over(cast: Cast) -> None:
+    from django.core.exceptions import ValidationError
+
+    from crm.models import User
+    from feed.actions import claim_request
+
+    second = User.objects.create(username="sam", role="support")
+    request = raise_request(actor=cast.owner, account=cast.account, subject="Login broken")
+    stale = Activity.objects.get(pk=request.pk)  # what sam's page showed: unassigned, open
+    claim_request(actor=cast.support, request=request)
+    with pytest.raises(ValidationError, match="taken this request"):
+        claim_request(actor=second, request=stale)
+    request.refresh_from_db()
+    assert request.assignee == cast.support and request.status == "in_progress"
