@@ -19,7 +19,7 @@ from crm.models import Account, User
 from feed import events, happenings
 from feed.actions.activities import clean_text, log_activity, require_visible_to
 from feed.actions.changes import lock_visible_activity
-from feed.models import Activity, AuditEntry, RequestQueue
+from feed.models import Activity, AuditEntry, RequestQueue, ThreadSubscription
 from feed.serializers import SUBJECT_MAX_CHARS
 
 REQUEST_STATUSES = ("open", "in_progress", "waiting", "resolved")
@@ -71,11 +71,11 @@ def raise_request(
 
     Anyone who can see the account may raise one (else `AccountNotFound`); it goes to `queue` (the
     default queue when None) and falls due after its priority's time unless `due_at` is given.
-    The author follows it as a thread (DESIGN.md §2, quiet auto-follow) through the notification
-    rules, which tell the thread's author of status changes.
+    The author follows it as a thread (DESIGN.md §2, quiet auto-follow): its replies and changes
+    reach their home feed, and the notification rules tell them of status changes.
     """
     now = timezone.now()
-    return log_activity(
+    request = log_activity(
         actor=actor,
         account=account,
         kind=Activity.Kind.REQUEST,
@@ -87,6 +87,12 @@ def raise_request(
         due_at=due_at or due_after(priority, now),
         occurred_at=now,
     )
+    # ThreadSubscription.create, not get_or_create: the request is new.
+    ThreadSubscription.objects.create(user=actor, thread=request)
+    events.follow_changed(
+        user_id=actor.pk, account_id=account.pk, is_following=True, thread_id=request.pk
+    )
+    return request
 
 
 def may_work_requests(user: User) -> bool:

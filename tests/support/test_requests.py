@@ -312,3 +312,12 @@ def test_a_request_claimed_meanwhile_is_not_taken_over(cast: Cast) -> None:
         claim_request(actor=second, request=stale)
     request.refresh_from_db()
     assert request.assignee == cast.support and request.status == "in_progress"
+
+
+def test_the_author_of_a_request_follows_it(cast: Cast) -> None:
+    from feed.models import ThreadSubscription
+    from feed.queries import followed_thread_ids
+
+    request = raise_request(actor=cast.teammate, account=cast.account, subject="Export fails")
+    assert request.pk in followed_thread_ids(cast.teammate)
+    assert ThreadSubscription.objects.get(user=cast.teammate, thread=request).is_muted is False
