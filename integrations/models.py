@@ -67,6 +67,9 @@ class InboundEmail(models.Model):
     is_verified = models.BooleanField(default=False)
     is_auto = models.BooleanField(default=False)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # When a worker last took the message: a lease, so that a second delivery of the same task
+    # does not run alongside the first (see integrations.actions.process_inbound_email).
+    claimed_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
 
@@ -114,6 +117,11 @@ class _AttachmentStorage(LazyObject):
 attachment_storage: Any = _AttachmentStorage()
 
 
+def get_attachment_storage() -> Any:
+    # A callable, so that migrations name this function instead of freezing today's folder.
+    return attachment_storage
+
+
 def random_attachment_name(instance: InboundAttachment, filename: str) -> str:
     # Never the sender's file name on disk: it could be a path, a device name or a script.
     return str(PurePath(secrets.token_hex(2), secrets.token_hex(16)))
@@ -128,7 +136,7 @@ class InboundAttachment(models.Model):
     content_type = models.CharField(max_length=127)
     size = models.PositiveIntegerField()
     sha256 = models.CharField(max_length=64)
-    file = models.FileField(storage=attachment_storage, upload_to=random_attachment_name)
+    file = models.FileField(storage=get_attachment_storage, upload_to=random_attachment_name)
 
     class Meta:
         ordering = ["id"]
