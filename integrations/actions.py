@@ -482,6 +482,16 @@ def create_logging_address(*, actor: User, account: Account) -> LoggingAddress:
 
 
 @transaction.atomic
+def renew_logging_address(*, actor: User, account: Account) -> LoggingAddress:
+    """A fresh logging address for `account`; the ones before it stop taking mail."""
+    get_visible_account(actor, account.pk)
+    LoggingAddress.objects.filter(account=account, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    return LoggingAddress.objects.create(account=account)
+
+
+@transaction.atomic
 def revoke_logging_address(*, actor: User, address: LoggingAddress) -> None:
     get_visible_account(actor, address.account_id)
     LoggingAddress.objects.filter(pk=address.pk, revoked_at__isnull=True).update(

@@ -181,6 +181,12 @@ TABLE: dict[str, tuple[str, R, dict[str, Any] | None, dict[str, int]]] = {
         {**dict.fromkeys(ROLES, 404), "anonymous": 401},
     ),
     "api-feed": ("get", lambda i: "/api/v1/feed/", None, API),
+    "api-account-logging-address": (
+        "get",
+        lambda i: f"/api/v1/accounts/{i['account']}/logging-address/",
+        None,
+        SCOPED_API,
+    ),
     "api-account-meetings": (
         "post",
         lambda i: f"/api/v1/accounts/{i['account']}/meetings/",
