@@ -225,6 +225,7 @@ TABLE: dict[str, tuple[str, R, dict[str, Any] | None, dict[str, int]]] = {
         None,
         dict.fromkeys(ROLES, 403),
     ),
+    # In tests no provider secret is set: refused whoever calls (SNS's 401 challenge needs one).
     "email-amazon-ses": (
         "post",
         lambda i: "/integrations/email/inbound/amazon-ses/",
