@@ -6,6 +6,7 @@ Models hold data and its constraints only; every change goes through `integratio
 
 from __future__ import annotations
 
+import base64
 import secrets
 from pathlib import PurePath
 from typing import Any
@@ -147,8 +148,6 @@ class InboundAttachment(models.Model):
 
 def new_logging_token() -> str:
     # 160 bits in lower-case base32: survives mail systems that fold the case of local parts.
-    import base64
-
     return base64.b32encode(secrets.token_bytes(20)).decode().lower().rstrip("=")
 
 
