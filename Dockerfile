@@ -5,7 +5,8 @@ COPY pyproject.toml README.md ./
 RUN pip install -e .
 COPY . .
 RUN DJANGO_SECRET_KEY=build-only-key-not-used-at-runtime-0000 python manage.py collectstatic --noinput
-RUN useradd --create-home tidings && chown -R tidings /app
+# /srv/attachments: the volume of inbound attachments (docker-compose.yml) starts owned by the app.
+RUN useradd --create-home tidings && mkdir -p /srv/attachments && chown -R tidings /app /srv/attachments
 USER tidings
 EXPOSE 8000
 CMD ["python", "-m", "config.processes", "web"]

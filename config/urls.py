@@ -40,6 +40,11 @@ api_v1 = [
         name="api-account-activities",
     ),
     path(
+        "accounts/<int:account_id>/logging-address/",
+        integrations_api.AccountLoggingAddressView.as_view(),
+        name="api-account-logging-address",
+    ),
+    path(
         "accounts/<int:account_id>/meetings/",
         meetings_api.AccountMeetingsView.as_view(),
         name="api-account-meetings",

@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 Status = InboundEmail.Status
 # A message that took its worker down this many times is given up, not retried forever.
 MAX_ATTEMPTS = 3
+# Longer than the task's hard time limit (integrations/tasks.py): a run still inside its lease
+# may still be working.
+CLAIM_LEASE = dt.timedelta(minutes=2)
 # What processing writes on a row (never `raw`: the bytes are written once, when accepted).
 PROCESSED_FIELDS = [
     "status",
@@ -126,10 +129,14 @@ def process_inbound_email(*, inbound_id: int) -> InboundEmail | None:
     same task) is left alone, so a re-delivered task never posts twice.
     """
     # Claimed and counted in one autocommitted statement: if parsing kills the worker, the count
-    # survives, and a message that is not queued (done already, or by a concurrent run of the
-    # same task) is left alone.
-    claimed = InboundEmail.objects.filter(pk=inbound_id, status=Status.QUEUED).update(
-        attempts=F("attempts") + 1
+    # survives; a message that is not queued (done already) or is leased to a run still within
+    # its time limit (a second delivery of the same task) is left alone. A run that died keeps
+    # the lease until it expires; the sweeper then queues the message again.
+    now = timezone.now()
+    claimed = (
+        InboundEmail.objects.filter(pk=inbound_id, status=Status.QUEUED)
+        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - CLAIM_LEASE))
+        .update(attempts=F("attempts") + 1, claimed_at=now)
     )
     if not claimed:
         return InboundEmail.objects.defer("raw").filter(pk=inbound_id).first()
@@ -458,7 +465,7 @@ def rerun_inbound_email(*, actor: User, inbound: InboundEmail) -> InboundEmail:
 def _requeue(inbound_id: int) -> None:
     InboundEmail.objects.filter(pk=inbound_id).exclude(
         status__in=[Status.PROCESSED, Status.DUPLICATE]
-    ).update(status=Status.QUEUED, reason="", attempts=0, processed_at=None)
+    ).update(status=Status.QUEUED, reason="", attempts=0, processed_at=None, claimed_at=None)
     transaction.on_commit(partial(schedule_processing, inbound_id))
 
 
@@ -499,6 +506,16 @@ def prune_webhook_tokens(*, older_than: dt.timedelta) -> int:
 def create_logging_address(*, actor: User, account: Account) -> LoggingAddress:
     """A new log+<token>@ address for `account` (anyone who can see the account may ask)."""
     get_visible_account(actor, account.pk)
+    return LoggingAddress.objects.create(account=account)
+
+
+@transaction.atomic
+def renew_logging_address(*, actor: User, account: Account) -> LoggingAddress:
+    """A fresh logging address for `account`; the ones before it stop taking mail."""
+    get_visible_account(actor, account.pk)
+    LoggingAddress.objects.filter(account=account, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
     return LoggingAddress.objects.create(account=account)
 
 

@@ -6,6 +6,7 @@ Models hold data and its constraints only; every change goes through `integratio
 
 from __future__ import annotations
 
+import base64
 import secrets
 from pathlib import PurePath
 from typing import Any
@@ -67,6 +68,9 @@ class InboundEmail(models.Model):
     is_verified = models.BooleanField(default=False)
     is_auto = models.BooleanField(default=False)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # When a worker last took the message: a lease, so that a second delivery of the same task
+    # does not run alongside the first (see integrations.actions.process_inbound_email).
+    claimed_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
 
@@ -115,8 +119,7 @@ attachment_storage: Any = _AttachmentStorage()
 
 
 def get_attachment_storage() -> Any:
-    """The field's storage, as a callable: migrations then name this function instead of
-    freezing the folder of whichever machine made them."""
+    # A callable, so that migrations name this function instead of freezing today's folder.
     return attachment_storage
 
 
@@ -145,8 +148,6 @@ class InboundAttachment(models.Model):
 
 def new_logging_token() -> str:
     # 160 bits in lower-case base32: survives mail systems that fold the case of local parts.
-    import base64
-
     return base64.b32encode(secrets.token_bytes(20)).decode().lower().rstrip("=")
 
 

@@ -9,9 +9,9 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from crm.models import Contact, ContactEmail, User
+from crm.models import Account, Contact, ContactEmail, User
 from crm.visibility import live_accounts, visible_accounts
-from integrations.models import InboundAttachment, InboundEmail
+from integrations.models import InboundAttachment, InboundEmail, LoggingAddress
 
 
 class InboundEmailNotFound(Http404):
@@ -114,3 +114,9 @@ def get_visible_attachment(user: Any, attachment_id: int) -> InboundAttachment:
     if attachment is None:
         raise Http404("Not found.")
     return attachment
+
+
+def logging_address_of(account: Account) -> LoggingAddress | None:
+    """The account's current logging address (the newest not revoked), if it has one."""
+    addresses = LoggingAddress.objects.filter(account=account, revoked_at__isnull=True)
+    return addresses.order_by("-created_at", "-id").first()

@@ -16,7 +16,7 @@ from django.db import DatabaseError
 from integrations import actions
 
 # Parsing is linear in the message (30 MB at most); this is an order of magnitude above the
-# slowest message of the malformed corpus.
+# slowest message of the malformed corpus. The hard limit stays below actions.CLAIM_LEASE.
 SOFT_TIME_LIMIT = 60
 TIME_LIMIT = 90
 

@@ -198,6 +198,12 @@ TABLE: dict[str, tuple[str, R, dict[str, Any] | None, dict[str, int]]] = {
         {**dict.fromkeys(ROLES, 404), "anonymous": 401},
     ),
     "api-feed": ("get", lambda i: "/api/v1/feed/", None, API),
+    "api-account-logging-address": (
+        "get",
+        lambda i: f"/api/v1/accounts/{i['account']}/logging-address/",
+        None,
+        SCOPED_API,
+    ),
     "api-account-meetings": (
         "post",
         lambda i: f"/api/v1/accounts/{i['account']}/meetings/",
@@ -236,6 +242,7 @@ TABLE: dict[str, tuple[str, R, dict[str, Any] | None, dict[str, int]]] = {
         None,
         dict.fromkeys(ROLES, 403),
     ),
+    # In tests no provider secret is set: refused whoever calls (SNS's 401 challenge needs one).
     "email-amazon-ses": (
         "post",
         lambda i: "/integrations/email/inbound/amazon-ses/",

@@ -14,7 +14,7 @@ from typing import Any
 from anymail.webhooks.amazon_ses import AmazonSESInboundWebhookView
 from anymail.webhooks.base import AnymailBaseWebhookView
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from integrations.amazon_ses import sns
@@ -33,6 +33,14 @@ class AmazonSesInbound(StoreFirstInbound, AmazonSESInboundWebhookView):
         self.session_params: dict[str, Any] = {}
         self.client_params: dict[str, Any] = {}
         AnymailBaseWebhookView.__init__(self, **kwargs)
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # SNS sends the URL's basic auth only after a 401 challenge asks for it.
+        if self.basic_auth and not request.META.get("HTTP_AUTHORIZATION"):
+            response = HttpResponse(status=401)
+            response["WWW-Authenticate"] = 'Basic realm="Tidings inbound"'
+            return response
+        return super().post(request, *args, **kwargs)
 
     def check_request(self, request: HttpRequest) -> None:
         message = self._parse_sns_message(request)

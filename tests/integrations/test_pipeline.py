@@ -215,3 +215,19 @@ def test_an_invite_becomes_a_meeting_and_updates_and_cancellations_change_it(cas
     assert Activity.objects.filter(kind="meeting").count() == 1
     meeting.refresh_from_db()
     assert meeting.subject == "Cancelled: Kickoff v2" and meeting.details["is_cancelled"]
+
+
+def test_the_logging_address_api_renews_and_the_old_address_stops_matching(cast: Cast) -> None:
+    from tests.conftest import client_for
+
+    client = client_for(cast.owner)
+    url = f"/api/v1/accounts/{cast.account.pk}/logging-address/"
+    assert client.get(url).json() == {"address": None}
+    first = client.post(url).json()["address"]
+    assert first.startswith("log+") and first.endswith("@inbound.tidings.example")
+    assert client.get(url).json() == {"address": first}
+    second = client.post(url).json()["address"]
+    assert second != first
+    assert ingest(email(sender="x@gmail.com", cc=second, subject="new")).status == "processed"
+    assert ingest(email(sender="x@gmail.com", cc=first, subject="old")).status == "unmatched"
+    assert client_for(cast.outsider).get(url).status_code == 404

@@ -250,3 +250,17 @@ def test_a_post_that_is_not_sns_json_is_a_400_not_a_500(db: Any) -> None:
         **_basic_auth(),
     )
     assert response.status_code == 400
+
+
+def test_ses_without_credentials_gets_the_401_challenge_sns_needs(db: Any) -> None:
+    message = _fixture("amazon_ses_inbound_sns.json")
+    response = Client().post(
+        "/integrations/email/inbound/amazon-ses/",
+        json.dumps(message),
+        content_type="text/plain",
+        HTTP_X_AMZ_SNS_MESSAGE_TYPE="Notification",
+        HTTP_X_AMZ_SNS_MESSAGE_ID=message["MessageId"],
+    )
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Basic")
+    assert not InboundEmail.objects.exists()

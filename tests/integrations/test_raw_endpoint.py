@@ -164,3 +164,34 @@ def test_concurrent_posts_by_two_providers_store_one_row(cast: Cast) -> None:
         thread.join()
     assert sorted(r.is_duplicate for r in results) == [False, True]
     assert InboundEmail.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_processed_by_two_workers_at_once_is_posted_once(cast: Cast) -> None:
+    """A re-delivered task racing the first run (worker lost, then back): one activity."""
+    from feed.models import Activity
+    from integrations import actions
+
+    services.require_postgres()
+    accepted = actions.accept_inbound_email(raw=email(message_id="<twice@mail.acme.example>"))
+    start = threading.Barrier(4)
+    results: list[str] = []
+
+    def work() -> None:
+        try:
+            start.wait()
+            done = actions.process_inbound_email(inbound_id=accepted.inbound.pk)
+            results.append(done.status if done else "missing")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(results) <= {"processed", "queued"} and "processed" in results, results
+    assert Activity.objects.filter(kind="email").count() == 1
+    stored = InboundEmail.objects.get()
+    # One run holds the lease; the others leave the message alone without counting an attempt.
+    assert stored.status == "processed" and stored.attempts == 1
