@@ -359,7 +359,9 @@ def team_ticker(
     if person:
         recent = recent.filter(author__username=person)
     return list(
-        recent.select_related("author", "account", "assignee").order_by("-occurred_at", "-id")[
+        recent.select_related("author", "account", "assignee", "parent").order_by(
+            "-occurred_at", "-id"
+        )[
             :limit
         ]
     )

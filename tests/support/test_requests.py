@@ -296,3 +296,20 @@ def test_overdue_unassigned_request_reaches_the_lead_only_if_they_can_see_it(cas
         due_at=now - dt.timedelta(minutes=5),
     )
     assert send_request_alerts(now) == 0
+
+
+def test_request_page_costs_the_same_queries_however_long_its_thread(cast: Cast) -> None:
+    from feed.actions import add_comment
+
+    request = raise_request(actor=cast.owner, account=cast.account, subject="Help")
+    client = _page(cast.support)
+    add_comment(actor=cast.teammate, parent=request, body="me too")
+    client.get(f"/requests/{request.pk}/")
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(f"/requests/{request.pk}/").status_code == 200
+    for n in range(6):
+        add_comment(actor=cast.support if n % 2 else cast.owner, parent=request, body=f"r{n}")
+    with CaptureQueriesContext(connection) as many:
+        body = client.get(f"/requests/{request.pk}/").content.decode()
+    assert "r5" in body
+    assert len(many) == len(few), [q["sql"][:120] for q in many.captured_queries]
