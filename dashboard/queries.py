@@ -361,7 +361,5 @@ def team_ticker(
     return list(
         recent.select_related("author", "account", "assignee", "parent").order_by(
             "-occurred_at", "-id"
-        )[
-            :limit
-        ]
+        )[:limit]
     )

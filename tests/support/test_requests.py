@@ -313,3 +313,12 @@ def test_request_page_costs_the_same_queries_however_long_its_thread(cast: Cast)
         body = client.get(f"/requests/{request.pk}/").content.decode()
     assert "r5" in body
     assert len(many) == len(few), [q["sql"][:120] for q in many.captured_queries]
+
+
+def test_request_page_follows_its_account_stream_from_a_cursor(cast: Cast) -> None:
+    request = raise_request(actor=cast.owner, account=cast.account, subject="Help")
+    body = _page(cast.support).get(f"/requests/{request.pk}/").content.decode()
+    assert f'data-stream="account:{cast.account.pk}"' in body
+    assert f'data-only-parent="{request.pk}"' in body and "data-cursor=" in body
+    assert "<title>Help · Tidings</title>" in body
+    assert body.count('id="activity-template"') == 1  # one template, at the end, not in the nav
