@@ -363,7 +363,7 @@ def team_ticker(
     if person:
         recent = recent.filter(author__username=person)
     return list(
-        recent.select_related("author", "account", "assignee").order_by("-occurred_at", "-id")[
-            :limit
-        ]
+        recent.select_related("author", "account", "assignee", "parent").order_by(
+            "-occurred_at", "-id"
+        )[:limit]
     )

@@ -136,6 +136,9 @@ class AccountActivitiesView(APIView):
         return Response(data, status=status.HTTP_201_CREATED)
 
 
+NOTHING_TO_CHANGE = "Send body, subject, is_done, or a request's status, assignee or priority."
+
+
 class ActivityDetailView(APIView):
     """One activity with its thread (GET), a change to its text or done state (PATCH), or its
     soft deletion (DELETE: author or administrator; anyone else gets 404)."""
@@ -151,9 +154,7 @@ class ActivityDetailView(APIView):
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
         if not data:
-            raise ApiValidationError(
-                {"detail": "Send body, subject, is_done, or a request's status or assignee."}
-            )
+            raise ApiValidationError({"detail": NOTHING_TO_CHANGE})
         try:
             if "status" in data or "assignee" in data or "priority" in data:
                 assignee = None

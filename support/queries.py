@@ -106,6 +106,16 @@ def get_visible_request(user: Any, request_id: int | str) -> Activity:
     return activity
 
 
+def request_account_id(request_id: int) -> int | None:
+    """The account a request is on, unchecked: only for reading a stream cursor before the
+    request itself is read through the visibility policy (`get_visible_request`)."""
+    return (
+        Activity.objects.filter(pk=request_id, kind=Activity.Kind.REQUEST)
+        .values_list("account_id", flat=True)
+        .first()
+    )
+
+
 def request_history(request: Activity) -> list[AuditEntry]:
     """Every change of status, assignee and priority of `request`, oldest first."""
     return list(

@@ -19,11 +19,12 @@ from crm.models import Team, User
 from crm.queries import account_summary
 from feed import actions
 from feed.models import Activity, RequestQueue
-from feed.streams import requests_stream_cursor
+from feed.streams import account_stream_cursor, requests_stream_cursor
 from support.queries import (
     QUEUE_LIMIT,
     QueueFilters,
     get_visible_request,
+    request_account_id,
     request_history,
     request_queue,
     request_workers,
@@ -58,7 +59,13 @@ def queue(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
-    """One request: its thread, its history, and its account's key facts beside it."""
+    """One request: its thread, its history, and its account's key facts beside it; live.
+
+    The account stream's cursor is read before the request and its replies, so an event committed
+    in between arrives over the socket rather than being missed (the page drops copies).
+    """
+    account_id = request_account_id(request_id)
+    cursor = account_stream_cursor(account_id) if account_id is not None else None
     item = get_visible_request(request.user, request_id)
     user: User = request.user  # type: ignore[assignment]
     context = {
@@ -72,6 +79,7 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
         "may_work": actions.may_work_requests(user),
         "may_move": actions.may_work_requests(user) or item.assignee_id == user.pk,
         "now": timezone.now(),
+        "cursor": cursor if account_id == item.account_id else None,
     }
     return render(request, "support/request_detail.html", context)
 

@@ -129,7 +129,8 @@
   function show(items) {
     const empty = timeline.querySelector("[data-empty]");
     if (empty && items.length) empty.remove();
-    items.forEach(function (item) { timeline.prepend(item); });
+    // A thread reads oldest first (data-append); a timeline newest first.
+    items.forEach(function (item) { if (timeline.dataset.append) timeline.append(item); else timeline.prepend(item); });
   }
 
   function updateMarker() {
@@ -225,6 +226,8 @@
   function wanted(activity) {
     const kind = timeline.dataset.onlyKind;
     const person = timeline.dataset.onlyPerson;
+    const parent = timeline.dataset.onlyParent;
+    if (parent && String(activity.parent) !== parent) return false;
     if (kind && activity.kind !== kind) return false;
     if (person && (!activity.author || activity.author.username !== person)) return false;
     return true;

@@ -5,11 +5,15 @@ without a reload."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, expect
 
+from feed.actions import add_comment
+from feed.models import Activity
 from tests.browser.conftest import LiveServer
 from tests.browser.test_live_post import WAIT_MS, log_in
 from tests.conftest import Cast
@@ -17,6 +21,21 @@ from tests.conftest import Cast
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SUBJECT = "Invoices show the wrong VAT number"
+
+
+def _in_a_thread(work: Callable[[], object]) -> object:
+    """Database work from the test itself: Playwright's sync API runs an event loop in this
+    thread, where Django refuses synchronous queries."""
+    from django.db import connection
+
+    def run() -> object:
+        try:
+            return work()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()
 
 
 def test_support_resolves_a_request_while_author_and_manager_watch(
@@ -68,6 +87,16 @@ def test_support_resolves_a_request_while_author_and_manager_watch(
         expect(carol.locator("aside")).to_contain_text("Acme Logistics")
         carol.locator("[data-claim]").click()
         expect(carol.locator(".request-card [data-assignee]")).to_have_text(re.compile("carol"))
+        expect(carol.locator("#live-status")).to_have_text("Live")
+        # Alice answers in the thread meanwhile: it arrives on carol's request page by itself.
+        _in_a_thread(
+            lambda: add_comment(
+                actor=cast.owner,
+                parent=Activity.objects.get(subject=SUBJECT),
+                body="Only the March run, as far as I know.",
+            )
+        )
+        expect(carol.locator("#thread")).to_contain_text("Only the March run", timeout=WAIT_MS)
         carol.locator("textarea[name=resolution]").fill("Corrected the VAT number; re-issued.")
         carol.locator("[data-resolve]").click()
         expect(carol.locator(".request-card [data-status]")).to_have_text("Resolved")

@@ -23,6 +23,7 @@ from dashboard.queries import (
     team_ticker,
 )
 from feed.actions import (
+    add_comment,
     create_task,
     log_activity,
     post_activity,
@@ -215,7 +216,8 @@ def test_dashboard_costs_the_same_queries_whatever_the_data(cast: Cast) -> None:
     few = _queries(client, "/dashboard/")
     for n in range(6):
         account = make_account(cast.admin, cast.teammate, f"More {n}")
-        post_activity(author=cast.teammate, account=account, body="x")
+        root = post_activity(author=cast.teammate, account=account, body="x")
+        add_comment(actor=cast.owner, parent=root, body="a reply shows its thread on the ticker")
         create_task(actor=cast.teammate, account=account, subject="t")
         raise_request(actor=cast.owner, account=account, subject="r")
     assert _queries(client, "/dashboard/") == few

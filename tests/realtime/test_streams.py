@@ -207,3 +207,33 @@ async def test_a_manager_demoted_to_rep_no_longer_watches_the_team(cast: Cast) -
     refused = await subscribe(comm, f"team:{cast.east.pk}")
     assert (refused["type"], refused["code"]) == ("error", "not_found")
     await comm.disconnect()
+
+
+async def test_requests_stream_carries_requests_its_reader_may_see(cast: Cast) -> None:
+    """The support queue's stream: carol (support) hears of requests on every team's accounts,
+    erin (West) only of West's; posts on the same accounts are not request events."""
+    from feed.actions import raise_request, update_request
+
+    raise_ = database_sync_to_async(raise_request)
+    carol, erin = await socket_for(cast.support), await socket_for(cast.outsider)
+    for comm in (carol, erin):
+        assert (await subscribe(comm, "requests"))["type"] == "subscribed"
+    east = await raise_(actor=cast.owner, account=cast.account, subject="East is down")
+    frame = await carol.receive_json_from(timeout=2)
+    assert (frame["type"], frame["stream"], frame["data"]["id"]) == (
+        "activity.created",
+        "requests",
+        east.pk,
+    )
+    assert await erin.receive_nothing(timeout=0.3)
+    await database_sync_to_async(update_request)(actor=cast.support, request=east, status="waiting")
+    frame = await carol.receive_json_from(timeout=2)
+    assert (frame["type"], frame["data"]["status"]) == ("activity.updated", "waiting")
+    west = await raise_(actor=cast.outsider, account=cast.west_account, subject="West too")
+    for comm in (carol, erin):
+        frame = await comm.receive_json_from(timeout=2)
+        assert frame["data"]["id"] == west.pk
+    await post(author=cast.outsider, account=cast.west_account, body="not a request")
+    assert await erin.receive_nothing(timeout=0.3)
+    for comm in (carol, erin):
+        await comm.disconnect()

@@ -321,3 +321,29 @@ def test_the_author_of_a_request_follows_it(cast: Cast) -> None:
     request = raise_request(actor=cast.teammate, account=cast.account, subject="Export fails")
     assert request.pk in followed_thread_ids(cast.teammate)
     assert ThreadSubscription.objects.get(user=cast.teammate, thread=request).is_muted is False
+
+
+def test_request_page_costs_the_same_queries_however_long_its_thread(cast: Cast) -> None:
+    from feed.actions import add_comment
+
+    request = raise_request(actor=cast.owner, account=cast.account, subject="Help")
+    client = _page(cast.support)
+    add_comment(actor=cast.teammate, parent=request, body="me too")
+    client.get(f"/requests/{request.pk}/")
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(f"/requests/{request.pk}/").status_code == 200
+    for n in range(6):
+        add_comment(actor=cast.support if n % 2 else cast.owner, parent=request, body=f"r{n}")
+    with CaptureQueriesContext(connection) as many:
+        body = client.get(f"/requests/{request.pk}/").content.decode()
+    assert "r5" in body
+    assert len(many) == len(few), [q["sql"][:120] for q in many.captured_queries]
+
+
+def test_request_page_follows_its_account_stream_from_a_cursor(cast: Cast) -> None:
+    request = raise_request(actor=cast.owner, account=cast.account, subject="Help")
+    body = _page(cast.support).get(f"/requests/{request.pk}/").content.decode()
+    assert f'data-stream="account:{cast.account.pk}"' in body
+    assert f'data-only-parent="{request.pk}"' in body and "data-cursor=" in body
+    assert "<title>Help · Tidings</title>" in body
+    assert body.count('id="activity-template"') == 1  # one template, at the end, not in the nav
