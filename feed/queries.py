@@ -176,21 +176,6 @@ def _before(queryset: QuerySet[Activity], before: str) -> QuerySet[Activity]:
     )
 
 
-@dataclass
-class _Sources:
-    """What a home feed is made of, for one user."""
-
-    every_kind: list[int]  # visible followed accounts, all kinds
-    some_kinds: dict[int, list[str]]  # visible followed accounts -> the kinds chosen
-    threads: list[int]  # followed (not muted) threads on visible accounts
-    thread_accounts: list[int]  # the accounts of those threads
-    muted: list[int]  # muted threads, wherever they are
-
-    @property
-    def is_empty(self) -> bool:
-        return not (self.every_kind or self.some_kinds or self.threads)
-
-
 # Followed accounts as `_followed` defines them (explicit follows, owned, account-team), each with
 # its Follow row's kinds if it has one; and the user's thread choices. The visibility policy's own
 # SQL (`visible_accounts`) is pasted in twice, as a scalar subquery on one account, which
@@ -211,9 +196,9 @@ WHERE s.user_id = %s
 """
 
 
-def _home_sources(user: Any) -> _Sources:
+def _home_sources(user: Any) -> HomeWanted:
     """The followed accounts (with kinds) and thread choices of `user`, in one query."""
-    sources = _Sources(every_kind=[], some_kinds={}, threads=[], thread_accounts=[], muted=[])
+    sources = HomeWanted(every_kind=[], some_kinds={}, threads=[], thread_accounts=[], muted=[])
     if not getattr(user, "is_authenticated", False):
         return sources
     compiled = visible_accounts_sql(user)
@@ -264,7 +249,7 @@ def home_feed(
 
 
 def _home_page_portable(
-    sources: _Sources, before: str | None, size: int, with_account_and_parent: bool
+    sources: HomeWanted, before: str | None, size: int, with_account_and_parent: bool
 ) -> Page:
     wanted = Q(account_id__in=sources.every_kind) if sources.every_kind else Q(pk__in=[])
     for account_id, kinds in sources.some_kinds.items():
@@ -282,22 +267,11 @@ def _home_page_portable(
 
 
 def _home_page_postgresql(
-    sources: _Sources, before: str | None, size: int, with_account_and_parent: bool
+    sources: HomeWanted, before: str | None, size: int, with_account_and_parent: bool
 ) -> Page:
     at, pk = decode_cursor(before) if before else (None, None)
     columns = ActivityColumns(connection, with_context=with_account_and_parent)
-    statement = home_page_statement(
-        HomeWanted(
-            every_kind=sources.every_kind,
-            some_kinds=sources.some_kinds,
-            threads=sources.threads,
-            thread_accounts=sources.thread_accounts,
-            muted=sources.muted,
-        ),
-        at=at,
-        pk=pk,
-        n=size + 1,
-    )
+    statement = home_page_statement(sources, at=at, pk=pk, n=size + 1)
     sql = (
         f"WITH page AS ({statement.sql}) SELECT {columns.select} FROM page "  # noqa: S608 -- fixed text; values are parameters
         f"JOIN feed_activity a ON a.id = page.id {columns.joins}"

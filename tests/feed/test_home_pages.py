@@ -52,7 +52,7 @@ def _history(cast: Cast) -> tuple[list[int], dict[str, Account]]:
     by_body = {a.body: a for a in Activity.objects.all()}
     followed_root = by_body["thread 10"]
     muted_root = by_body["all 12"]
-    for n, name in ((20, "thread"), (21, "all"), (22, "other")):
+    for n, name in [(20 + i, ("thread", "all", "other")[i % 3]) for i in range(30)]:
         Activity.objects.create(
             account=followed_root.account,
             kind="comment",
@@ -141,7 +141,7 @@ def test_home_page_json_is_the_activity_shape(cast: Cast) -> None:
         "alice": {"id": cast.owner.pk, "username": "alice", "display_name": "Alice Moreau"},
         "bob": {"id": cast.teammate.pk, "username": "bob", "display_name": "Bob"},
     }
-    assert results[0]["body"] == "reply other 22"
+    assert results[0]["body"] == "reply other 49"
     assert all(r["author"] == people[r["author"]["username"]] for r in results)
     assert {r["kind"] for r in results} <= {*KINDS, "comment"}
     assert all(isinstance(r["details"], dict) and isinstance(r["reactions"], dict) for r in results)
