@@ -121,7 +121,9 @@ def test_home_pages_list_every_wanted_row_once_newest_first(
 
 def test_home_page_carries_authors_assignees_accounts_and_parents(cast: Cast) -> None:
     _history(cast)
-    page = home_feed(cast.teammate, size=200)
+    with CaptureQueriesContext(connection) as queries:
+        page = home_feed(cast.teammate, size=200)
+    assert len(queries) == 2  # what bob follows; the page with its people, accounts, parents
     with CaptureQueriesContext(connection) as queries:
         for activity in page.results:
             assert activity.author is not None and activity.author.display_name
