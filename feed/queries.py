@@ -107,19 +107,7 @@ def _timeline(
 ) -> Page:
     """The page; with `visible` (the SQL of the accounts the user may see), AccountNotFound
     unless the account is among them."""
-    roots = Activity.objects.filter(
-        account_id=account_id, deleted_at__isnull=True, parent__isnull=True
-    )
-    if filters.kind:
-        roots = roots.filter(kind=filters.kind)
-    if filters.author:
-        roots = roots.filter(author__username=filters.author)
-    if filters.q:
-        roots = roots.filter(Q(body__icontains=filters.q) | Q(subject__icontains=filters.q))
-    if filters.before:
-        roots = _before(roots, filters.before)
-    page = roots.order_by("-occurred_at", "-id").values("id")[: filters.size + 1]
-    roots_sql, roots_params = page.query.sql_with_params()
+    roots_sql, roots_params = _roots(account_id, filters)
     columns = ActivityColumns(connection)
     # Only column names from the models and the ORM's own SQL go into the text; every value is a
     # parameter. One join with OR plans in a third of the time of a UNION of roots and replies.
@@ -152,6 +140,50 @@ def _timeline(
     for thread in threads:
         set_prefetched(thread, "replies", Activity, replies[thread.pk])
     return _cut(threads, filters.size)
+
+
+def _roots(account_id: int, filters: _RootFilters) -> tuple[str, list[Any]]:
+    """SELECT id of the page's thread roots, newest first, one more than the page.
+
+    Written by hand (building and compiling the queryset was a sixth of the page's Python time),
+    except for a text search, whose case-insensitive match each database spells its own way.
+    """
+    if filters.q:
+        roots = Activity.objects.filter(
+            account_id=account_id, deleted_at__isnull=True, parent__isnull=True
+        )
+        if filters.kind:
+            roots = roots.filter(kind=filters.kind)
+        if filters.author:
+            roots = roots.filter(author__username=filters.author)
+        roots = roots.filter(Q(body__icontains=filters.q) | Q(subject__icontains=filters.q))
+        if filters.before:
+            roots = _before(roots, filters.before)
+        page = roots.order_by("-occurred_at", "-id").values("id")[: filters.size + 1]
+        compiled, compiled_params = page.query.sql_with_params()
+        return compiled, list(compiled_params)
+    where = ["r.account_id = %s", "r.deleted_at IS NULL", "r.parent_id IS NULL"]
+    params: list[Any] = [account_id]
+    if filters.kind:
+        where.append("r.kind = %s")
+        params.append(filters.kind)
+    if filters.author:
+        where.append("r.author_id IN (SELECT id FROM crm_user WHERE username = %s)")
+        params.append(filters.author)
+    if filters.before:
+        occurred_at, pk = decode_cursor(filters.before)
+        at = connection.ops.adapt_datetimefield_value(occurred_at)
+        # The plain bound first, as in `_before`: the index seeks to it.
+        where.append(
+            "r.occurred_at <= %s AND (r.occurred_at < %s OR (r.occurred_at = %s AND r.id < %s))"
+        )
+        params += [at, at, at, pk]
+    params.append(filters.size + 1)
+    sql = (
+        f"SELECT r.id FROM feed_activity r WHERE {' AND '.join(where)}"  # noqa: S608 -- fixed text; values are parameters
+        " ORDER BY r.occurred_at DESC, r.id DESC LIMIT %s"
+    )
+    return sql, params
 
 
 def _position(activity: Activity) -> tuple[Any, int]:

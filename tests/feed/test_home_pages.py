@@ -227,3 +227,39 @@ def test_visibility_follows_a_change_of_team_at_once(cast: Cast) -> None:
     }
     with pytest.raises(AccountNotFound):
         get_visible_account_timeline(cast.teammate, accounts["all"].pk)
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"kind": "call"},
+        {"author": "bob"},
+        {"kind": "post", "author": "alice"},
+        {"q": "ALL 1"},  # a case-insensitive text match: "all 1", "all 10", ...
+        {"q": "all 5", "kind": "task"},
+    ],
+)
+def test_timeline_filters_hold_over_every_page(cast: Cast, filters: dict[str, str]) -> None:
+    _, accounts = _history(cast)
+    account = accounts["all"]
+    Activity.objects.filter(account=account, body__endswith="7").update(author=cast.teammate)
+    roots = Activity.objects.filter(account=account, deleted_at__isnull=True, parent__isnull=True)
+    if "kind" in filters:
+        roots = roots.filter(kind=filters["kind"])
+    if "author" in filters:
+        roots = roots.filter(author__username=filters["author"])
+    if "q" in filters:
+        roots = roots.filter(body__icontains=filters["q"])
+    expected = [a.pk for a in roots.order_by("-occurred_at", "-id")]
+    assert expected
+    seen: list[int] = []
+    before = None
+    while True:
+        page = get_visible_account_timeline(
+            cast.owner, account.pk, before=before, size=4, **filters
+        )
+        seen += [a.pk for a in page.results]
+        if page.next is None:
+            break
+        before = page.next
+    assert seen == expected
