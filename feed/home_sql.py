@@ -34,11 +34,17 @@ WALK_FROM_FOLLOWS = 100
 
 @dataclass
 class HomeWanted:
-    every_kind: list[int]  # accounts followed for every kind
-    some_kinds: dict[int, list[str]]  # accounts followed for some kinds
-    threads: list[int]  # followed threads (their roots' ids)
-    thread_accounts: list[int]  # the (visible) accounts of those threads
-    muted: list[int]  # muted threads
+    """What a user's home feed is made of (`feed.queries._home_sources`)."""
+
+    every_kind: list[int]  # visible followed accounts, all kinds
+    some_kinds: dict[int, list[str]]  # visible followed accounts -> the kinds chosen
+    threads: list[int]  # followed (not muted) threads on visible accounts (their roots' ids)
+    thread_accounts: list[int]  # the accounts of those threads
+    muted: list[int]  # muted threads, wherever they are
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.every_kind or self.some_kinds or self.threads)
 
 
 @dataclass
@@ -92,10 +98,15 @@ def home_page_statement(
             f" WHERE x.account_id = f.account_id AND x.kind = f.kind AND {live} {newest}) s"
         )
     if wanted.threads:
+        in_thread = f"x.account_id = ANY(%(thread_accounts)s::bigint[]) AND {live}"
         seeks.append(
             "SELECT x.id, x.occurred_at FROM feed_activity x"  # noqa: S608 -- fixed text; values are parameters
-            " WHERE (x.id = ANY(%(threads)s::bigint[]) OR x.parent_id = ANY(%(threads)s::bigint[]))"
-            f" AND x.account_id = ANY(%(thread_accounts)s::bigint[]) AND {live}"
+            f" WHERE x.id = ANY(%(threads)s::bigint[]) AND {in_thread}"
+        )
+        seeks.append(  # the newest replies of each followed thread (feed_thread_replies, backwards)
+            "SELECT s.id, s.occurred_at FROM unnest(%(threads)s::bigint[]) t(id)"  # noqa: S608 -- fixed text; values are parameters
+            " CROSS JOIN LATERAL (SELECT x.id, x.occurred_at FROM feed_activity x"
+            f" WHERE x.parent_id = t.id AND {in_thread} {newest}) s"
         )
     # UNION, not UNION ALL: a reply in a followed thread on a followed account is reached twice.
     merged = " UNION ".join(seeks)

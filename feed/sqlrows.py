@@ -119,53 +119,37 @@ _PARENT = Activity._meta.get_field("parent")
 
 
 class ActivityColumns:
-    """An activity under alias `a` (optionally with its account `ac` and parent `ap`, for pages
-    that show where a row comes from); `attach_people` then loads authors and assignees in one
-    query."""
+    """An activity under alias `a` with its author `au` and assignee `aa` joined in, and
+    optionally its account `ac` and parent `ap` (for pages that show where a row comes from)."""
 
     def __init__(self, connection: BaseDatabaseWrapper, *, with_context: bool = False) -> None:
-        self.connection = connections[connection.alias]
         self.activity = columns_of(Activity, "a", connection)
-        self.users = columns_of(User, "u", connection, PERSON_FIELDS)
-        self.account: ModelColumns[Account] | None = None
-        self.parent: ModelColumns[Activity] | None = None
-        self.select = self.activity.select
-        self.joins = ""
+        self.runs: list[tuple[Any, ModelColumns[Any]]] = [
+            (_AUTHOR, columns_of(User, "au", connection, PERSON_FIELDS)),
+            (_ASSIGNEE, columns_of(User, "aa", connection, PERSON_FIELDS)),
+        ]
+        joins = [
+            "LEFT JOIN crm_user au ON au.id = a.author_id",
+            "LEFT JOIN crm_user aa ON aa.id = a.assignee_id",
+        ]
         if with_context:
-            self.account = columns_of(Account, "ac", connection)
-            self.parent = columns_of(Activity, "ap", connection)
-            self.select += f", {self.account.select}, {self.parent.select}"
-            self.joins = (
-                "JOIN crm_account ac ON ac.id = a.account_id "
-                "LEFT JOIN feed_activity ap ON ap.id = a.parent_id"
-            )
+            self.runs += [
+                (_ACCOUNT, columns_of(Account, "ac", connection)),
+                (_PARENT, columns_of(Activity, "ap", connection)),
+            ]
+            joins += [
+                "JOIN crm_account ac ON ac.id = a.account_id",
+                "LEFT JOIN feed_activity ap ON ap.id = a.parent_id",
+            ]
+        self.select = ", ".join([self.activity.select] + [c.select for _, c in self.runs])
+        self.joins = " ".join(joins)
 
     def load(self, row: Sequence[Any]) -> Activity:
         activity = self.activity.load(row, 0)
         if activity is None:
             raise ValueError("a row without an activity")
-        if self.account is not None and self.parent is not None:
-            start = self.activity.width
-            _ACCOUNT.set_cached_value(activity, self.account.load(row, start))
-            _PARENT.set_cached_value(activity, self.parent.load(row, start + self.account.width))
+        start = self.activity.width
+        for field, columns in self.runs:
+            field.set_cached_value(activity, columns.load(row, start))
+            start += columns.width
         return activity
-
-    def attach_people(self, activities: list[Activity]) -> None:
-        """Authors and assignees of `activities`, in one query (none when there are none)."""
-        wanted: set[int] = {a.author_id for a in activities if a.author_id is not None}
-        wanted |= {a.assignee_id for a in activities if a.assignee_id is not None}
-        people: dict[int, User] = {}
-        if wanted:
-            marks = ", ".join(["%s"] * len(wanted))
-            with self.connection.cursor() as cursor:
-                cursor.execute(
-                    f"SELECT {self.users.select} FROM crm_user u WHERE u.id IN ({marks})",  # noqa: S608 -- column names and placeholders only
-                    sorted(wanted),
-                )
-                for row in cursor.fetchall():
-                    user = self.users.load(row, 0)
-                    if user is not None:
-                        people[user.pk] = user
-        for activity in activities:
-            _AUTHOR.set_cached_value(activity, people.get(activity.author_id))  # type: ignore[arg-type]
-            _ASSIGNEE.set_cached_value(activity, people.get(activity.assignee_id))  # type: ignore[arg-type]

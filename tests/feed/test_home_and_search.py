@@ -112,4 +112,4 @@ def test_home_feed_page_runs_a_fixed_number_of_queries(cast: Cast) -> None:
     with CaptureQueriesContext(connection) as many:
         client.get("/api/v1/feed/")
     assert len(few) == len(many)
-    assert len(many) <= 3  # follows with their preferences, thread choices, the page
+    assert len(many) <= 2  # what the user follows (accounts, kinds, threads), the page

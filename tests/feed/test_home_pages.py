@@ -52,7 +52,7 @@ def _history(cast: Cast) -> tuple[list[int], dict[str, Account]]:
     by_body = {a.body: a for a in Activity.objects.all()}
     followed_root = by_body["thread 10"]
     muted_root = by_body["all 12"]
-    for n, name in ((20, "thread"), (21, "all"), (22, "other")):
+    for n, name in [(20 + i, ("thread", "all", "other")[i % 3]) for i in range(30)]:
         Activity.objects.create(
             account=followed_root.account,
             kind="comment",
@@ -121,7 +121,9 @@ def test_home_pages_list_every_wanted_row_once_newest_first(
 
 def test_home_page_carries_authors_assignees_accounts_and_parents(cast: Cast) -> None:
     _history(cast)
-    page = home_feed(cast.teammate, size=200)
+    with CaptureQueriesContext(connection) as queries:
+        page = home_feed(cast.teammate, size=200)
+    assert len(queries) == 2  # what bob follows; the page with its people, accounts, parents
     with CaptureQueriesContext(connection) as queries:
         for activity in page.results:
             assert activity.author is not None and activity.author.display_name
@@ -141,7 +143,7 @@ def test_home_page_json_is_the_activity_shape(cast: Cast) -> None:
         "alice": {"id": cast.owner.pk, "username": "alice", "display_name": "Alice Moreau"},
         "bob": {"id": cast.teammate.pk, "username": "bob", "display_name": "Bob"},
     }
-    assert results[0]["body"] == "reply other 22"
+    assert results[0]["body"] == "reply other 49"
     assert all(r["author"] == people[r["author"]["username"]] for r in results)
     assert {r["kind"] for r in results} <= {*KINDS, "comment"}
     assert all(isinstance(r["details"], dict) and isinstance(r["reactions"], dict) for r in results)
@@ -225,3 +227,39 @@ def test_visibility_follows_a_change_of_team_at_once(cast: Cast) -> None:
     }
     with pytest.raises(AccountNotFound):
         get_visible_account_timeline(cast.teammate, accounts["all"].pk)
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"kind": "call"},
+        {"author": "bob"},
+        {"kind": "post", "author": "alice"},
+        {"q": "ALL 1"},  # a case-insensitive text match: "all 1", "all 10", ...
+        {"q": "all 5", "kind": "task"},
+    ],
+)
+def test_timeline_filters_hold_over_every_page(cast: Cast, filters: dict[str, str]) -> None:
+    _, accounts = _history(cast)
+    account = accounts["all"]
+    Activity.objects.filter(account=account, body__endswith="7").update(author=cast.teammate)
+    roots = Activity.objects.filter(account=account, deleted_at__isnull=True, parent__isnull=True)
+    if "kind" in filters:
+        roots = roots.filter(kind=filters["kind"])
+    if "author" in filters:
+        roots = roots.filter(author__username=filters["author"])
+    if "q" in filters:
+        roots = roots.filter(body__icontains=filters["q"])
+    expected = [a.pk for a in roots.order_by("-occurred_at", "-id")]
+    assert expected
+    seen: list[int] = []
+    before = None
+    while True:
+        page = get_visible_account_timeline(
+            cast.owner, account.pk, before=before, size=4, **filters
+        )
+        seen += [a.pk for a in page.results]
+        if page.next is None:
+            break
+        before = page.next
+    assert seen == expected
