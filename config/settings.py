@@ -232,6 +232,10 @@ TIDINGS_INBOUND_MAX_BYTES = env_int(
 TIDINGS_INBOUND_ACCEPT_IN_POOL = True
 # The domain of the per-account logging addresses, log+<token>@<this domain>.
 TIDINGS_INBOUND_DOMAIN = env_str("TIDINGS_INBOUND_DOMAIN", "inbound.tidings.example").lower()
+# Mail to this address that matches an account raises a support request there (besides the email).
+TIDINGS_SUPPORT_ADDRESS = env_str(
+    "TIDINGS_SUPPORT_ADDRESS", f"support@{TIDINGS_INBOUND_DOMAIN}"
+).lower()
 # The company's own mail domains: a colleague's address never matches an account.
 TIDINGS_OWN_DOMAINS = [d.lower() for d in env_list("TIDINGS_OWN_DOMAINS", ["tidings.example"])]
 # Only Authentication-Results headers added by this authserv-id (our own provider or MTA) are

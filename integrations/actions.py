@@ -291,7 +291,7 @@ def post_to_timeline(
     contact = match.contact
     if contact is not None and contact.account_id != account.pk:
         contact = None
-    return feed_actions.log_email(
+    email = feed_actions.log_email(
         account=account,
         subject=parsed.subject,
         body=parsed.new_text,
@@ -300,6 +300,16 @@ def post_to_timeline(
         parent=match.parent,
         contact=contact,
     )
+    if match.parent is None and _is_to_support(parsed):
+        # A new message to the support address is a request on the account it matched (a reply
+        # in an existing thread stays a reply).
+        feed_actions.raise_request_from_email(account=account, email=email)
+    return email
+
+
+def _is_to_support(parsed: ParsedEmail) -> bool:
+    support = settings.TIDINGS_SUPPORT_ADDRESS
+    return bool(support) and any(a.address == support for a in (*parsed.to, *parsed.cc))
 
 
 def _store_attachments(inbound: InboundEmail, parsed: ParsedEmail) -> list[InboundAttachment]:

@@ -20,6 +20,7 @@ from feed.actions.requests import (
     due_after,
     may_work_requests,
     raise_request,
+    raise_request_from_email,
     update_request,
 )
 from feed.actions.threads import (
@@ -51,6 +52,7 @@ __all__ = [
     "move_activity",
     "post_activity",
     "raise_request",
+    "raise_request_from_email",
     "record_field_changes",
     "record_invited_meeting",
     "set_reaction",

@@ -95,6 +95,27 @@ def raise_request(
     return request
 
 
+def raise_request_from_email(*, account: Account, email: Activity) -> Activity:
+    """A request raised by mail to the support address, once the email is on `account`'s
+    timeline: open, in the default queue, due after the normal priority's time, by the system
+    (the sender is a customer, not a user). Must run in the email's transaction."""
+    now = timezone.now()
+    sender = email.details.get("from", "")
+    return log_activity(
+        actor=None,
+        account=account,
+        kind=Activity.Kind.REQUEST,
+        subject=clean_text(email.subject or "Request by email", limit=SUBJECT_MAX_CHARS),
+        body=email.body,
+        status="open",
+        priority="normal",
+        queue=default_queue(),
+        due_at=due_after("normal", now),
+        occurred_at=now,
+        details={"email": email.pk, "from": sender},
+    )
+
+
 def may_work_requests(user: User) -> bool:
     """Support staff, managers and administrators work requests; reps raise them."""
     return user.is_admin or user.role in (User.Role.SUPPORT, User.Role.MANAGER)

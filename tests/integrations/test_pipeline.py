@@ -231,3 +231,25 @@ def test_the_logging_address_api_renews_and_the_old_address_stops_matching(cast:
     assert ingest(email(sender="x@gmail.com", cc=second, subject="new")).status == "processed"
     assert ingest(email(sender="x@gmail.com", cc=first, subject="old")).status == "unmatched"
     assert client_for(cast.outsider).get(url).status_code == 404
+
+
+def test_mail_to_the_support_address_raises_a_request_on_the_account(cast: Cast) -> None:
+    inbound = ingest(
+        email(
+            to="Acme Support <support@inbound.tidings.example>",
+            subject="Invoices will not download",
+            body="Hello,\n\nThe invoice page shows an error since Monday.\n\nMaria",
+        )
+    )
+    assert inbound.status == "processed" and inbound.account == cast.account
+    request = Activity.objects.get(account=cast.account, kind="request")
+    assert (request.subject, request.status, request.priority) == (
+        "Invoices will not download",
+        "open",
+        "normal",
+    )
+    assert "error since Monday" in request.body
+    assert request.details["email"] == inbound.activity_id and request.due_at is not None
+    # A reply in the email's thread stays a reply; mail not to support raises nothing.
+    ingest(email(subject="Thanks", message_id="<other@acme.example>"))
+    assert Activity.objects.filter(kind="request").count() == 1
