@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.utils import timezone
 
 from crm.models import User
@@ -21,7 +23,10 @@ def _what(activity: Activity) -> str:
     return f"{label} “{activity.subject}”" if activity.subject else f"a {label}"
 
 
-def title_for(kind: str, activity: Activity, actor: User | None) -> str:
+def title_for(
+    kind: str, activity: Activity, actor: User | None, tz: dt.tzinfo | None = None
+) -> str:
+    """The line for `kind`; times in `tz` (the reader's time zone; the server's when None)."""
     who = actor.display_name if actor is not None else "Tidings"
     where = activity.account.name
     if kind == Kind.MENTION:
@@ -35,7 +40,7 @@ def title_for(kind: str, activity: Activity, actor: User | None) -> str:
         return f"The request “{activity.subject}” on {where} is now {status}"
     if kind == Kind.MEETING_REMINDER:
         at = (
-            timezone.localtime(activity.starts_at).strftime("%H:%M %Z")
+            timezone.localtime(activity.starts_at, tz).strftime("%H:%M %Z")
             if activity.starts_at
             else "?"
         )

@@ -25,6 +25,7 @@ def notify(
     actor: User | None,
     source: str,
     delivery: str,
+    tz: dt.tzinfo | None = None,
 ) -> Notification | None:
     """Make the notification of `recipient` about `activity` unless they turned `kind` off or
     were already told by the same `source`; answers it, or None. Must run inside a transaction,
@@ -45,7 +46,7 @@ def notify(
             "activity": activity,
             "account_id": activity.account_id,
             "actor": actor,
-            "title": title_for(kind, activity, actor)[:300],
+            "title": title_for(kind, activity, actor, tz)[:300],
             "email_due_at": email_due_at,
         },
     )

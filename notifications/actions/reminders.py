@@ -8,6 +8,7 @@ running a job twice (or two beats at once) tells nobody twice.
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 
 from django.db import transaction
 from django.db.models import Max
@@ -20,8 +21,10 @@ from notifications.actions.inbox import announce, notify
 from notifications.models import Kind, Schedule
 
 
-def _tell(user: User, kind: str, activity: Activity, source: str) -> bool:
-    """One reminder in its own short transaction, pushed as its last step."""
+def _tell(
+    user: User, kind: str, activity: Activity, source: str, tz: dt.tzinfo | None = None
+) -> bool:
+    """One reminder in its own short transaction, pushed as its last step; times read in `tz`."""
     if not user.is_active or not can_see_account(user, activity.account_id):
         return False
     chosen = queries.chosen_deliveries({user.pk})[user.pk]
@@ -34,6 +37,7 @@ def _tell(user: User, kind: str, activity: Activity, source: str) -> bool:
             actor=None,
             source=source,
             delivery=delivery,
+            tz=tz,
         )
         if made is not None:
             announce([made])
@@ -54,9 +58,11 @@ def send_meeting_reminders(now: dt.datetime) -> int:
     )
     attendees = queries.meeting_attendees([meeting.pk for meeting in meetings])
     people = User.objects.in_bulk({pk for pks in attendees.values() for pk in pks})
-    leads = dict(
-        Schedule.objects.filter(user_id__in=people).values_list("user_id", "reminder_minutes")
-    )
+    schedules = Schedule.objects.filter(user_id__in=people)
+    leads = dict(schedules.values_list("user_id", "reminder_minutes"))
+    zones = {
+        pk: zoneinfo.ZoneInfo(name) for pk, name in schedules.values_list("user_id", "timezone")
+    }
     sent = 0
     for meeting in meetings:
         if meeting.starts_at is None:  # excluded by the query; for the type checker
@@ -65,7 +71,8 @@ def send_meeting_reminders(now: dt.datetime) -> int:
             lead = leads.get(user_id, rules.DEFAULT_REMINDER_MINUTES)
             if rules.reminder_is_due(meeting.starts_at, lead, now):
                 source = f"reminder:{meeting.pk}:{meeting.starts_at:%Y%m%d%H%M}"
-                sent += _tell(people[user_id], Kind.MEETING_REMINDER, meeting, source)
+                zone = zones.get(user_id, dt.UTC)  # the reader's time zone; UTC by default
+                sent += _tell(people[user_id], Kind.MEETING_REMINDER, meeting, source, zone)
     return sent
 
 

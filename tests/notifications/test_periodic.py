@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 
 from django.utils import timezone
 
@@ -118,3 +119,20 @@ def test_the_schedule_says_why_for_each_job() -> None:
     entries = [line for line in block.splitlines() if line.strip().startswith('"') and "{" in line]
     comments = [line for line in block.splitlines() if line.strip().startswith("#")]
     assert len(comments) >= len(entries) == len(app.conf.beat_schedule)
+
+
+def test_a_reminder_tells_the_time_in_the_readers_time_zone(cast: Cast) -> None:
+    actions.set_schedule(user=cast.teammate, timezone="Asia/Tokyo")
+    starts_at = timezone.now() + dt.timedelta(minutes=10)
+    feed.log_meeting(
+        actor=cast.owner,
+        account=cast.account,
+        subject="Pricing review",
+        starts_at=starts_at,
+        users=[cast.owner, cast.teammate],
+    )
+    actions.send_meeting_reminders(timezone.now())
+    titles = dict(reminders())
+    tokyo = starts_at.astimezone(zoneinfo.ZoneInfo("Asia/Tokyo")).strftime("%H:%M JST")
+    assert titles["bob"].endswith(f"starts at {tokyo}")
+    assert titles["alice"].endswith(f"starts at {starts_at.astimezone(dt.UTC):%H:%M} UTC")
