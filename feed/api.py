@@ -3,7 +3,7 @@ feed, search and mention suggestions. Every write goes through `feed.actions`.""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from drf_spectacular.utils import (
@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import bad_request, json_object, request_user
 from crm.models import User
 from crm.queries import get_convertible_lead
 from crm.serializers import AccountListSerializer, ContactSerializer
@@ -54,26 +55,6 @@ def _page(serializer: type[serializers.Serializer[Any]], name: str) -> Any:
     )
 
 
-def _bad_request(error: ValidationError, field: str = "detail") -> ApiValidationError:
-    if hasattr(error, "error_dict"):
-        return ApiValidationError(error.message_dict)
-    return ApiValidationError({field: error.messages})
-
-
-def _me(request: Request) -> User:
-    """The caller; every view here requires an authenticated user (DEFAULT_PERMISSION_CLASSES)."""
-    return cast(User, request.user)
-
-
-def _json_object(request: Request) -> dict[str, Any]:
-    """The request's JSON object; {} for an empty body (PUT with nothing to say)."""
-    if not request._request.body:  # an empty body has no media type to parse
-        return {}
-    if not isinstance(request.data, dict):
-        raise ApiValidationError({"detail": "Send a JSON object."})
-    return request.data
-
-
 class AccountActivitiesView(APIView):
     """An account's timeline (GET) and new activities on it (POST)."""
 
@@ -103,7 +84,7 @@ class AccountActivitiesView(APIView):
                 q=(params.get("q") or "").strip()[:200] or None,
             )
         except ValidationError as error:
-            raise _bad_request(error, "before") from None
+            raise bad_request(error, "before") from None
         return Response(
             {"results": ThreadSerializer(page.results, many=True).data, "next": page.next}
         )
@@ -127,10 +108,10 @@ class AccountActivitiesView(APIView):
         incoming.is_valid(raise_exception=True)
         try:
             activity = new_activity(
-                kind=kind, data=incoming.validated_data, user=_me(request), account=account
+                kind=kind, data=incoming.validated_data, user=request_user(request), account=account
             )
         except ValidationError as error:
-            raise _bad_request(error) from None
+            raise bad_request(error) from None
         data = dict(ActivitySerializer(activity).data)
         data["warnings"] = mention_warnings(f"{activity.subject}\n{activity.body}", account)
         return Response(data, status=status.HTTP_201_CREATED)
@@ -165,7 +146,7 @@ class ActivityDetailView(APIView):
                     if assignee is None:
                         raise ApiValidationError({"assignee": "Nobody active has that username."})
                 activity = actions.update_request(
-                    actor=_me(request),
+                    actor=request_user(request),
                     request=activity,
                     status=data.get("status"),
                     assignee=assignee,
@@ -174,25 +155,25 @@ class ActivityDetailView(APIView):
                 )
             if "is_done" in data:
                 activity = actions.set_task_done(
-                    actor=_me(request),
+                    actor=request_user(request),
                     task=activity,
                     is_done=data["is_done"],
                 )
             if "body" in data or "subject" in data:
                 activity = actions.edit_activity(
-                    actor=_me(request),
+                    actor=request_user(request),
                     activity=activity,
                     body=data.get("body"),
                     subject=data.get("subject"),
                 )
         except ValidationError as error:
-            raise _bad_request(error) from None
+            raise bad_request(error) from None
         return Response(ActivitySerializer(activity).data)
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request: Request, activity_id: int) -> Response:
         activity = get_visible_activity(request.user, activity_id)
-        actions.delete_activity(actor=_me(request), activity=activity)
+        actions.delete_activity(actor=request_user(request), activity=activity)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -206,12 +187,12 @@ class ActivityCommentsView(APIView):
         incoming.is_valid(raise_exception=True)
         try:
             comment = actions.add_comment(
-                actor=_me(request),
+                actor=request_user(request),
                 parent=parent,
                 body=incoming.validated_data["body"],
             )
         except ValidationError as error:
-            raise _bad_request(error, "body") from None
+            raise bad_request(error, "body") from None
         data = dict(ActivitySerializer(comment).data)
         data["warnings"] = mention_warnings(comment.body, parent.account)
         return Response(data, status=status.HTTP_201_CREATED)
@@ -245,7 +226,7 @@ class ActivityReactionView(APIView):
                 {"kind": f"Unknown reaction; use {', '.join(Reaction.Kind.values)}."}
             )
         activity = actions.set_reaction(
-            actor=_me(request), activity=activity, kind=kind, is_on=is_on
+            actor=request_user(request), activity=activity, kind=kind, is_on=is_on
         )
         return Response(ActivitySerializer(activity).data)
 
@@ -267,11 +248,11 @@ class ActivityFollowView(APIView):
     )
     def put(self, request: Request, activity_id: int) -> Response:
         activity = get_visible_activity(request.user, activity_id)
-        muted = _json_object(request).get("muted", False)
+        muted = json_object(request).get("muted", False)
         if not isinstance(muted, bool):
             raise ApiValidationError({"muted": "Must be true or false."})
         subscription = actions.set_thread_subscription(
-            user=_me(request), thread=activity, is_muted=muted
+            user=request_user(request), thread=activity, is_muted=muted
         )
         state = "muted" if subscription.is_muted else "following"
         return Response({"thread": subscription.thread_id, "state": state})
@@ -279,7 +260,7 @@ class ActivityFollowView(APIView):
     @extend_schema(request=None, responses=ThreadState)
     def delete(self, request: Request, activity_id: int) -> Response:
         activity = get_visible_activity(request.user, activity_id)
-        actions.clear_thread_subscription(user=_me(request), thread=activity)
+        actions.clear_thread_subscription(user=request_user(request), thread=activity)
         return Response({"thread": actions.thread_root(activity).pk, "state": "default"})
 
 
@@ -313,7 +294,7 @@ class AccountFollowView(APIView):
     )
     def put(self, request: Request, account_id: int) -> Response:
         account = get_visible_account(request.user, account_id)
-        choice = _json_object(request)
+        choice = json_object(request)
         kinds, delivery = choice.get("kinds"), choice.get("delivery")
         if kinds is not None and (
             not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds)
@@ -323,10 +304,10 @@ class AccountFollowView(APIView):
             raise ApiValidationError({"delivery": 'Must be in_app, email, digest, off or "".'})
         try:
             follow = actions.follow_account(
-                user=_me(request), account=account, kinds=kinds, delivery=delivery
+                user=request_user(request), account=account, kinds=kinds, delivery=delivery
             )
         except ValidationError as error:
-            raise _bad_request(error, "delivery" if "delivery" in str(error) else "kinds") from None
+            raise bad_request(error, "delivery" if "delivery" in str(error) else "kinds") from None
         return Response(
             {
                 "account": account.pk,
@@ -339,7 +320,7 @@ class AccountFollowView(APIView):
     @extend_schema(request=None, responses=FollowState)
     def delete(self, request: Request, account_id: int) -> Response:
         account = get_visible_account(request.user, account_id)
-        actions.unfollow_account(user=_me(request), account=account)
+        actions.unfollow_account(user=request_user(request), account=account)
         following = is_following(request.user, account)
         return Response(
             {"account": account.pk, "following": following, "kinds": [], "delivery": ""}
@@ -361,7 +342,7 @@ class HomeFeedView(APIView):
                 with_account_and_parent=False,
             )
         except ValidationError as error:
-            raise _bad_request(error, "before") from None
+            raise bad_request(error, "before") from None
         return Response(
             {"results": ActivitySerializer(page.results, many=True).data, "next": page.next}
         )
@@ -416,14 +397,16 @@ class AccountMergeView(APIView):
     )
     def post(self, request: Request, account_id: int) -> Response:
         survivor = get_visible_account(request.user, account_id)
-        loser_id = _json_object(request).get("from")
+        loser_id = json_object(request).get("from")
         if not isinstance(loser_id, int) or isinstance(loser_id, bool):
             raise ApiValidationError({"from": "The id of the account to merge into this one."})
         loser = get_visible_account(request.user, loser_id)
         try:
-            merged = actions.merge_accounts(actor=_me(request), survivor=survivor, loser=loser)
+            merged = actions.merge_accounts(
+                actor=request_user(request), survivor=survivor, loser=loser
+            )
         except ValidationError as error:
-            raise _bad_request(error) from None
+            raise bad_request(error) from None
         return Response(AccountListSerializer(merged).data)
 
 
@@ -436,14 +419,16 @@ class ActivityMoveView(APIView):
     )
     def post(self, request: Request, activity_id: int) -> Response:
         activity = get_visible_activity(request.user, activity_id)
-        target_id = _json_object(request).get("account")
+        target_id = json_object(request).get("account")
         if not isinstance(target_id, int) or isinstance(target_id, bool):
             raise ApiValidationError({"account": "The id of the account to move it to."})
         target = get_visible_account(request.user, target_id)
         try:
-            moved = actions.move_activity(actor=_me(request), activity=activity, to_account=target)
+            moved = actions.move_activity(
+                actor=request_user(request), activity=activity, to_account=target
+            )
         except ValidationError as error:
-            raise _bad_request(error) from None
+            raise bad_request(error) from None
         return Response(ActivitySerializer(moved).data)
 
 
@@ -461,12 +446,12 @@ class LeadConvertView(APIView):
         responses={201: AccountListSerializer},
     )
     def post(self, request: Request, lead_id: int) -> Response:
-        me = _me(request)
+        me = request_user(request)
         lead = get_convertible_lead(me, lead_id)
-        incoming = LeadConversionSerializer(data=_json_object(request))
+        incoming = LeadConversionSerializer(data=json_object(request))
         incoming.is_valid(raise_exception=True)
         try:
             account = actions.convert_lead(actor=me, lead=lead, **incoming.validated_data)
         except ValidationError as error:
-            raise _bad_request(error) from None
+            raise bad_request(error) from None
         return Response(AccountListSerializer(account).data, status=status.HTTP_201_CREATED)

@@ -341,6 +341,20 @@ def followed_account_ids(user: Any) -> set[int]:
     return set(visible_accounts(user).filter(_followed(user)).values_list("pk", flat=True))
 
 
+def account_followers(account_id: int) -> dict[int, frozenset[str]]:
+    """Who follows the account — explicitly, or quietly as its owner or an account-team member
+    (the reverse of `_followed`) — with the kinds each wants (empty: all). Visibility is the
+    caller's to check."""
+    explicit = dict(Follow.objects.filter(account_id=account_id).values_list("user_id", "kinds"))
+    quiet = set(
+        AccountTeamMember.objects.filter(account_id=account_id).values_list("user_id", flat=True)
+    )
+    owner = Account.objects.filter(pk=account_id).values_list("owner_id", flat=True).first()
+    if owner is not None:
+        quiet.add(owner)
+    return {user: frozenset(explicit.get(user) or ()) for user in set(explicit) | quiet}
+
+
 def followed_account_names(user: Any) -> dict[int, str]:
     """Id -> name of the accounts `user` follows (one query), for a live home page."""
     if not getattr(user, "is_authenticated", False):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -12,29 +12,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import bad_request, json_object, request_user
 from crm.models import User
 from notifications import actions
 from notifications.models import Delivery, Kind, Schedule
 from notifications.queries import inbox, preferences_of, schedule_of, unread_count
 from notifications.serializers import NotificationSerializer, notification_json
-
-
-def _me(request: Request) -> User:
-    return cast(User, request.user)
-
-
-def _json_object(request: Request) -> dict[str, Any]:
-    if not request._request.body:
-        return {}
-    if not isinstance(request.data, dict):
-        raise ApiValidationError({"detail": "Send a JSON object."})
-    return request.data
-
-
-def _bad_request(error: ValidationError) -> ApiValidationError:
-    if hasattr(error, "error_dict"):
-        return ApiValidationError(error.message_dict)
-    return ApiValidationError({"detail": error.messages})
 
 
 class NotificationListView(APIView):
@@ -91,7 +74,7 @@ class NotificationReadView(APIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        body = _json_object(request)
+        body = json_object(request)
         ids, everything = body.get("ids"), body.get("all", False)
         if not isinstance(everything, bool):
             raise ApiValidationError({"all": "Must be true or false."})
@@ -105,9 +88,9 @@ class NotificationReadView(APIView):
         ):
             raise ApiValidationError({"ids": "A list of 1 to 1000 notification ids."})
         try:
-            marked = actions.mark_read(user=_me(request), ids=ids)
+            marked = actions.mark_read(user=request_user(request), ids=ids)
         except ValidationError as error:
-            raise _bad_request(error) from None
+            raise bad_request(error) from None
         return Response({"marked": marked, "unread": unread_count(request.user)})
 
 
@@ -151,11 +134,11 @@ class NotificationPreferencesView(APIView):
 
     @extend_schema(responses=PreferencesSerializer)
     def get(self, request: Request) -> Response:
-        return Response(_preferences(_me(request)))
+        return Response(_preferences(request_user(request)))
 
     @extend_schema(request=PreferencesSerializer, responses=PreferencesSerializer)
     def patch(self, request: Request) -> Response:
-        body = _json_object(request)
+        body = json_object(request)
         unknown = set(body) - {"kinds", "schedule"}
         kinds, schedule = body.get("kinds", {}), body.get("schedule", {})
         if unknown:
@@ -164,9 +147,9 @@ class NotificationPreferencesView(APIView):
             raise ApiValidationError({"kinds": "An object of kind: delivery."})
         if not isinstance(schedule, dict):
             raise ApiValidationError({"schedule": "An object of settings."})
-        user = _me(request)
+        user = request_user(request)
         try:
             actions.update_preferences(user=user, kinds=kinds, schedule=schedule)
         except ValidationError as error:
-            raise _bad_request(error) from None
+            raise bad_request(error) from None
         return Response(_preferences(user))

@@ -8,10 +8,11 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
-from crm.models import AccountTeamMember, User
+from crm.models import User
 from crm.visibility import people_who_can_see, visible_accounts
 from feed.mentions import mentioned_usernames
 from feed.models import Activity, Attendee, Follow, ThreadSubscription
+from feed.queries import account_followers
 from notifications import rules
 from notifications.models import Notification, Preference, Schedule
 
@@ -52,22 +53,6 @@ def facts_for(
         thread_muters=frozenset(user for user, is_muted in choices if is_muted),
         account_followers=followers,
     )
-
-
-def account_followers(account_id: int) -> dict[int, frozenset[str]]:
-    """Who follows the account (explicitly, as owner or as account-team member), with the
-    kinds each wants (empty: all)."""
-    from crm.models import Account
-
-    explicit = dict(Follow.objects.filter(account_id=account_id).values_list("user_id", "kinds"))
-    quiet = set(
-        AccountTeamMember.objects.filter(account_id=account_id).values_list("user_id", flat=True)
-    )
-    owner = Account.objects.filter(pk=account_id).values_list("owner_id", flat=True).first()
-    if owner is not None:
-        quiet.add(owner)
-    everyone = set(explicit) | quiet
-    return {user: frozenset(explicit.get(user) or ()) for user in everyone}
 
 
 def follow_deliveries(account_id: int, user_ids: set[int]) -> dict[int, str]:

@@ -9,6 +9,7 @@ history on its page.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -74,18 +75,14 @@ def raise_request(
     The author follows it as a thread (DESIGN.md §2, quiet auto-follow): its replies and changes
     reach their home feed, and the notification rules tell them of status changes.
     """
-    now = timezone.now()
-    request = log_activity(
+    request = _open_request(
         actor=actor,
         account=account,
-        kind=Activity.Kind.REQUEST,
-        subject=clean_text(subject, limit=SUBJECT_MAX_CHARS),
+        subject=subject,
         body=clean_text(body, required=False),
-        status="open",
         priority=_check_priority(priority),
-        queue=queue or default_queue(),
-        due_at=due_at or due_after(priority, now),
-        occurred_at=now,
+        queue=queue,
+        due_at=due_at,
     )
     # ThreadSubscription.create, not get_or_create: the request is new.
     ThreadSubscription.objects.create(user=actor, thread=request)
@@ -99,20 +96,41 @@ def raise_request_from_email(*, account: Account, email: Activity) -> Activity:
     """A request raised by mail to the support address, once the email is on `account`'s
     timeline: open, in the default queue, due after the normal priority's time, by the system
     (the sender is a customer, not a user). Must run in the email's transaction."""
-    now = timezone.now()
-    sender = email.details.get("from", "")
-    return log_activity(
+    return _open_request(
         actor=None,
         account=account,
-        kind=Activity.Kind.REQUEST,
-        subject=clean_text(email.subject or "Request by email", limit=SUBJECT_MAX_CHARS),
+        subject=email.subject or "Request by email",
         body=email.body,
+        details={"email": email.pk, "from": email.details.get("from", "")},
+    )
+
+
+def _open_request(
+    *,
+    actor: User | None,
+    account: Account,
+    subject: str,
+    body: str,
+    priority: str = "normal",
+    queue: RequestQueue | None = None,
+    due_at: dt.datetime | None = None,
+    details: dict[str, Any] | None = None,
+) -> Activity:
+    """The request activity itself: open, in `queue` (the default one), due after `priority`'s
+    time unless `due_at` is given."""
+    now = timezone.now()
+    return log_activity(
+        actor=actor,
+        account=account,
+        kind=Activity.Kind.REQUEST,
+        subject=clean_text(subject, limit=SUBJECT_MAX_CHARS),
+        body=body,
         status="open",
-        priority="normal",
-        queue=default_queue(),
-        due_at=due_after("normal", now),
+        priority=priority,
+        queue=queue or default_queue(),
+        due_at=due_at or due_after(priority, now),
         occurred_at=now,
-        details={"email": email.pk, "from": sender},
+        details=details,
     )
 
 

@@ -12,6 +12,8 @@ import datetime as dt
 import logging
 import zoneinfo
 from collections import defaultdict
+from collections.abc import Callable
+from functools import partial
 
 from django.db import transaction
 
@@ -31,15 +33,7 @@ def flush_emails(now: dt.datetime) -> int:
         .values_list("recipient_id", flat=True)
         .distinct()
     )
-    sent = 0
-    for recipient_id in list(recipients):
-        try:
-            sent += _flush_one(recipient_id, now)
-        except Exception:
-            # One refused address or broken message must not hold up everyone else's mail; the
-            # rows stay unsent and the next run tries again (ids only in the log, never bodies).
-            log.exception("emailing notifications to user %s failed", recipient_id)
-    return sent
+    return _each_person(list(recipients), partial(_flush_one, now=now), "emailing notifications")
 
 
 @transaction.atomic
@@ -90,12 +84,19 @@ def _flush_one(recipient_id: int, now: dt.datetime) -> int:
 def send_digests(now: dt.datetime) -> int:
     """Send the digest of everyone whose local digest time has come; answers how many went."""
     people = User.objects.filter(is_active=True).exclude(email="").values_list("pk", flat=True)
+    return _each_person(list(people), partial(_digest_one, now=now), "the digest")
+
+
+def _each_person(user_ids: list[int], send: Callable[[int], int], what: str) -> int:
+    """`send` for each person, apart: one refused address or broken message must not hold up
+    everyone else's mail. Their rows stay unsent and the next run tries again (ids only in the
+    log, never bodies)."""
     sent = 0
-    for user_id in list(people):
+    for user_id in user_ids:
         try:
-            sent += _digest_one(user_id, now)
+            sent += send(user_id)
         except Exception:
-            log.exception("the digest of user %s failed", user_id)
+            log.exception("%s for user %s failed", what, user_id)
     return sent
 
 
