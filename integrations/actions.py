@@ -502,6 +502,18 @@ def give_up_inbound_email(*, inbound_id: int, reason: str) -> InboundEmail | Non
     return _finish(inbound_id, Status.FAILED, reason)
 
 
+def remember_webhook_token(*, provider: str, token: str) -> bool:
+    """Record a provider's single-use token; False when it was seen already. The unique
+    constraint decides between two concurrent replays (the loser's savepoint rolls back, and the
+    caller refuses the post, so its whole transaction — its message included — rolls back)."""
+    try:
+        with transaction.atomic():
+            SeenWebhookToken.objects.create(provider=provider, token=token[:255])
+    except IntegrityError:
+        return False
+    return True
+
+
 def prune_webhook_tokens(*, older_than: dt.timedelta) -> int:
     """Forget provider tokens older than any post we would still accept."""
     cutoff = timezone.now() - older_than

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from crm.models import Account, Contact, ContactEmail, User
 from crm.visibility import live_accounts, visible_accounts
-from integrations.models import InboundAttachment, InboundEmail, LoggingAddress
+from integrations.models import InboundAttachment, InboundEmail, LoggingAddress, SeenWebhookToken
 
 
 class InboundEmailNotFound(Http404):
@@ -19,6 +19,10 @@ class InboundEmailNotFound(Http404):
 
     def __init__(self) -> None:
         super().__init__("Not found.")
+
+
+def is_webhook_token_seen(provider: str, token: str) -> bool:
+    return SeenWebhookToken.objects.filter(provider=provider, token=token[:255]).exists()
 
 
 def sees_all_inbound(user: Any) -> bool:

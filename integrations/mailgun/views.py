@@ -12,11 +12,11 @@ import time
 
 from anymail.webhooks.mailgun import MailgunInboundWebhookView
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
+from integrations import actions
 from integrations.email.providers import StoreFirstInbound, WebhookRefused, webhook
-from integrations.models import SeenWebhookToken
+from integrations.queries import is_webhook_token_seen
 
 
 def _signature_fields(request: HttpRequest) -> tuple[str, str]:
@@ -36,18 +36,13 @@ class MailgunInbound(StoreFirstInbound, MailgunInboundWebhookView):
             raise WebhookRefused("no usable timestamp") from None
         if age > settings.TIDINGS_MAILGUN_MAX_AGE_SECONDS:
             raise WebhookRefused(f"timestamp {age:.0f} s away from now")
-        if not token or SeenWebhookToken.objects.filter(provider="mailgun", token=token).exists():
+        if not token or is_webhook_token_seen("mailgun", token):
             raise WebhookRefused("token already used")
 
     def remember(self, request: HttpRequest) -> None:
         token, _ = _signature_fields(request)
-        # The unique constraint decides between two concurrent replays: the loser's whole
-        # transaction (its message included) rolls back.
-        try:
-            with transaction.atomic():
-                SeenWebhookToken.objects.create(provider="mailgun", token=token[:255])
-        except IntegrityError:
-            raise WebhookRefused("token already used") from None
+        if not actions.remember_webhook_token(provider="mailgun", token=token):
+            raise WebhookRefused("token already used")
 
 
 inbound = webhook(MailgunInbound)
