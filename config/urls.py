@@ -138,6 +138,7 @@ urlpatterns = [
         feed_views.activity_history,
         name="activity-history",
     ),
+    path("activities/<int:activity_id>/item/", feed_views.activity_item, name="activity-item"),
     path("activities/<int:activity_id>/<slug:verb>/", feed_views.act, name="activity-act"),
     path("notifications/", notifications_views.inbox, name="notification-inbox"),
     path("notifications/read/", notifications_views.mark_all_read, name="notification-read-all"),

@@ -110,6 +110,12 @@ TABLE: dict[str, tuple[str, R, dict[str, Any] | None, dict[str, int]]] = {
         None,
         SCOPED_PAGE,
     ),
+    "activity-item": (
+        "get",
+        lambda i: f"/activities/{i['activity']}/item/",
+        None,
+        SCOPED_PAGE,
+    ),
     "activity-act": (
         "post",
         lambda i: f"/activities/{i['activity']}/like/",
