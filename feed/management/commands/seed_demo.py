@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import unicodedata
 from decimal import Decimal
 from typing import Any
 
@@ -184,6 +185,12 @@ REQUEST_SUBJECTS = [
 ]
 
 
+def _mailbox(first: str, last: str, domain: str) -> str:
+    """first.last@domain as mail systems write it: "Tomás" gives "tomas", not UTF-8."""
+    local = unicodedata.normalize("NFKD", f"{first}.{last}").encode("ascii", "ignore").decode()
+    return f"{local}@{domain}".lower()
+
+
 class Command(BaseCommand):
     help = "Create (or refresh) the demo org: teams, users, accounts, contacts, history."
 
@@ -266,7 +273,7 @@ class Command(BaseCommand):
                     last_name=last,
                     title=rng.choice(TITLES),
                     phone=f"+1 555 {rng.randint(100, 999)} {rng.randint(1000, 9999)}",
-                    emails=[f"{first}.{last}@{domain}".lower()],
+                    emails=[_mailbox(first, last, domain)],
                 )
             )
         today = timezone.localdate()
@@ -463,7 +470,7 @@ class Command(BaseCommand):
             first, last = FIRST[index], LAST[-index - 1]
             colour = rng.choice(["Blue", "Red", "Silver", "Green"])
             company = f"{colour} {rng.choice(['Harbor', 'Peak', 'Field', 'Bridge'])} {index}"
-            email = f"{first}.{last}@lead{index}.example".lower()
+            email = _mailbox(first, last, f"lead{index}.example")
             if Lead.objects.filter(email=email).exists():
                 continue
             actions.create_lead(
