@@ -27,6 +27,16 @@ def html_of(item: Locator) -> str:
     return re.sub(r"(<time[^>]*>)[^<]*(</time>)", r"\1\2", html)
 
 
+def expect_reader_buttons(item: Locator, *, is_root: bool) -> None:
+    """The buttons a reader who did not write `item` gets: like; reply and thread on a root;
+    no edit, no delete."""
+    expect(item.get_by_role("button", name="♥ Like")).to_be_visible()
+    for menu in ("Reply", "Thread"):
+        expect(item.locator("summary", has_text=menu)).to_have_count(1 if is_root else 0)
+    expect(item.locator("summary", has_text="Edit")).to_have_count(0)
+    expect(item.get_by_role("button", name="Delete")).to_have_count(0)
+
+
 def is_same_document(page: Page) -> bool:
     return bool(page.evaluate("window.__marker === 1"))
 
@@ -59,11 +69,7 @@ def test_live_post_and_reply_match_their_rendering_and_work(
         # Alice's account page: Bob's post with the buttons a reader who is not its author has.
         post = alice.locator("#timeline > li.activity", has_text=text)
         expect(post).to_have_count(1)
-        expect(post.get_by_role("button", name="♥ Like")).to_be_visible()
-        expect(post.locator("summary", has_text="Reply")).to_be_visible()
-        expect(post.locator("summary", has_text="Thread")).to_be_visible()
-        expect(post.locator("summary", has_text="Edit")).to_have_count(0)
-        expect(post.get_by_role("button", name="Delete")).to_have_count(0)
+        expect_reader_buttons(post, is_root=True)
 
         # Alice's home page: the post names its account, as rendered items do.
         on_home = alice_home.locator("#timeline > li.activity", has_text=text)
@@ -80,8 +86,7 @@ def test_live_post_and_reply_match_their_rendering_and_work(
         expect(bob.locator(".replies > li", has_text=reply_text)).to_have_count(1)
         reply = alice.locator(".replies > li.activity", has_text=reply_text)
         expect(reply).to_have_count(1)
-        expect(reply.get_by_role("button", name="♥ Like")).to_be_visible()
-        expect(reply.locator("summary", has_text="Reply")).to_have_count(0)
+        expect_reader_buttons(reply, is_root=False)
         live_reply_html = html_of(reply)
         assert is_same_document(alice) and is_same_document(alice_home), "a page reloaded"
 
