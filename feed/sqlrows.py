@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Generic, TypeVar
 
 from django.db import connections
@@ -184,35 +184,6 @@ def _person(pk: int | None, username: str, first_name: str, last_name: str) -> P
     return PersonRecord(pk, username, full_name or username)
 
 
-# The activity columns `activity_json` reads, in the order of ActivityRecord's fields.
-_RECORD_COLUMNS = (
-    "id",
-    "kind",
-    "account_id",
-    "contact_id",
-    "opportunity_id",
-    "parent_id",
-    "author_id",
-    "subject",
-    "body",
-    "occurred_at",
-    "created_at",
-    "edited_at",
-    "assignee_id",
-    "due_at",
-    "done_at",
-    "starts_at",
-    "ends_at",
-    "duration_seconds",
-    "outcome",
-    "status",
-    "priority",
-    "queue_id",
-    "details",
-    "reaction_summary",
-)
-
-
 @dataclass(slots=True)
 class ActivityRecord:
     """An activity as a page's JSON shows it (`feed.serializers.activity_json` reads either this
@@ -249,6 +220,14 @@ class ActivityRecord:
 def _json(text: str) -> Any:
     # Most rows have no details and no reactions: '{}' is common enough to skip the parser.
     return {} if text == "{}" else json.loads(text)
+
+
+# The activity columns a record holds, in the order of its fields (its people are joined in).
+_RECORD_COLUMNS = tuple(
+    "id" if field.name == "pk" else field.name
+    for field in fields(ActivityRecord)
+    if field.name not in ("author", "assignee")
+)
 
 
 class ActivityRecordColumns:
