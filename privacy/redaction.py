@@ -8,6 +8,8 @@ the words of a name and a plain bracket class between the digits of a phone numb
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -90,6 +92,9 @@ def person_named(
 ) -> Person:
     first, last = first_name.strip(), last_name.strip()
     names = {f"{first} {last}".strip(), f"{last}, {first}" if first and last else ""}
+    # As HTML pages and emails escape them ("O&#x27;Brien"), and as JSON stored as text does
+    # (SQLite keeps "In\u00e9s"), so that the database's search sees those copies too.
+    names |= {html.escape(n) for n in names} | {json.dumps(n)[1:-1] for n in names}
     words = {w for w in (first, last) if len(w) >= MIN_WORD_LETTERS}
     return Person(
         kind=kind,

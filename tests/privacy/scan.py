@@ -3,6 +3,7 @@ read from the database's own catalog (not from the models), and every file under
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -35,7 +36,7 @@ def _columns() -> list[tuple[str, str]]:
 
 def _text(value: object) -> str:
     if isinstance(value, (bytes, memoryview)):
-        return bytes(value).decode("latin-1")
+        return bytes(value).decode("utf-8", "replace")
     return str(value)
 
 
@@ -44,10 +45,13 @@ def _digits_of(terms: Iterable[str]) -> list[str]:
 
 
 def names_them(text: str, terms: Iterable[str]) -> bool:
-    """Case-insensitive, and phone numbers whatever separates their digits."""
+    """Case-insensitive, also as JSON escapes them ("\u00e9"), and phone numbers whatever
+    separates their digits."""
     terms = list(terms)
     lowered = text.lower()
-    if any(t.lower() in lowered for t in terms if not re.fullmatch(r"[\d\s+().-]+", t)):
+    words = [t.lower() for t in terms if not re.fullmatch(r"[\d\s+().-]+", t)]
+    words += [json.dumps(w)[1:-1] for w in words]
+    if any(w in lowered for w in words):
         return True
     digits = re.sub(r"\D", "", text)
     return any(d in digits for d in _digits_of(terms))
@@ -76,5 +80,5 @@ def file_hits(folder: Path, terms: Iterable[str]) -> set[str]:
     return {
         str(p.relative_to(folder))
         for p in folder.rglob("*")
-        if p.is_file() and names_them(p.read_bytes().decode("latin-1"), terms)
+        if p.is_file() and names_them(p.read_bytes().decode("utf-8", "replace"), terms)
     }

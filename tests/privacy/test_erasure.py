@@ -304,3 +304,34 @@ def test_only_administrators_reach_privacy(cast: Cast, kind: str, action: str) -
 def test_names_them_sees_a_phone_number_however_it_is_written() -> None:
     assert names_them("call +44 (20) 7946-0958", [PHONE])
     assert not names_them("call +44 20 7946 0959", [PHONE])
+
+
+def test_a_name_with_accents_and_an_apostrophe_is_found_in_every_copy(
+    cast: Cast, django_capture_on_commit_callbacks: Any, _mail_files: Path
+) -> None:
+    """Non-ASCII in JSON (which SQLite stores escaped) and the HTML escape of the apostrophe in
+    the emails' HTML part."""
+    cast.teammate.email = "bob@tidings.example"
+    cast.teammate.save(update_fields=["email"])
+    name = "Inés O'Ødegård"
+    contact = crm_actions.create_contact(
+        actor=cast.admin, account=cast.account, first_name="Inés", last_name="O'Ødegård"
+    )
+    feed_actions.log_meeting(
+        actor=cast.owner,
+        account=cast.account,
+        subject="Site visit",
+        starts_at=timezone.now(),
+        contacts=[contact],
+    )
+    feed_actions.post_activity(author=cast.owner, account=cast.account, body=f"@bob {name} called")
+    work_happenings()
+    notification_actions.flush_emails(timezone.now() + dt.timedelta(hours=1))
+    terms = [name, "O&#x27;Ødegård", "Ødegård"]
+    assert database_hits(terms) and file_hits(_mail_files, terms)
+    with django_capture_on_commit_callbacks(execute=True):
+        _admin(cast).post(
+            f"/api/v1/privacy/contacts/{contact.pk}/erase/", {"confirm": True}, format="json"
+        )
+    assert database_hits(terms) == set()
+    assert file_hits(_mail_files, terms) == set()
