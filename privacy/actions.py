@@ -65,8 +65,9 @@ def _erase(actor: User, kind: str, pk: int) -> Erased:
     try:
         with transaction.atomic():
             return Erased(_erase_locked(actor, kind, pk), is_new=True)
-    except IntegrityError:
-        # A concurrent erasure of the same person committed first (the unique constraint).
+    except (IntegrityError, Contact.DoesNotExist, Lead.DoesNotExist):
+        # A concurrent erasure of the same person committed first: the unique constraint, or
+        # the lead it deleted while this one waited for the lock.
         done = queries.erasure_of(kind, pk)
         if done is None:
             raise
@@ -74,13 +75,9 @@ def _erase(actor: User, kind: str, pk: int) -> Erased:
 
 
 def _erase_locked(actor: User, kind: str, pk: int) -> Erasure:
-    record: Contact | Lead
-    if kind == "contact":
-        record = Contact.objects.select_for_update().get(pk=pk)
-        person = queries.person_of_contact(record)
-    else:
-        record = Lead.objects.select_for_update().get(pk=pk)
-        person = queries.person_of_lead(record)
+    model: type[Contact] | type[Lead] = Contact if kind == "contact" else Lead
+    record = model.objects.select_for_update().get(pk=pk)
+    person = queries.person_of(record)
     counts: dict[str, int] = {}
     about = list(queries.activities_about(person).values_list("pk", flat=True))
     # Attachments first: which are theirs is read from the sender of messages not yet stubbed.
@@ -193,7 +190,8 @@ def _redact_activities(person: Person, about: list[int]) -> int:
         if title != notification.title:
             Notification.objects.filter(pk=notification.pk).update(title=title[:300])
     # Activity events carry the activity's JSON (feed.events), its id at the top.
-    for event in Event.objects.filter(data__id__in=about).select_for_update():
+    activity_events = Event.objects.filter(type__startswith="activity.", data__id__in=about)
+    for event in activity_events.select_for_update():
         data = redactor.json(event.data)
         if data != event.data:
             Event.objects.filter(pk=event.pk).update(data=data)

@@ -87,7 +87,7 @@ class ContactExportView(APIView):
     @extend_schema(parameters=[ZIP_PARAMETER], responses={200: dict})
     def get(self, request: Request, contact_id: int) -> Any:
         contact = queries.get_erasable_contact(request_user(request), contact_id)
-        return _export_response(request, queries.person_of_contact(contact), contact)
+        return _export_response(request, queries.person_of(contact), contact)
 
 
 class LeadExportView(APIView):
@@ -96,7 +96,7 @@ class LeadExportView(APIView):
     @extend_schema(parameters=[ZIP_PARAMETER], responses={200: dict})
     def get(self, request: Request, lead_id: int) -> Any:
         lead = queries.get_erasable_lead(request_user(request), lead_id)
-        return _export_response(request, queries.person_of_lead(lead), lead)
+        return _export_response(request, queries.person_of(lead), lead)
 
 
 class ContactEraseView(APIView):

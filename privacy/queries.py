@@ -50,25 +50,19 @@ def erasure_of(kind: str, pk: int) -> Erasure | None:
     return Erasure.objects.filter(kind=kind, subject_id=pk).first()
 
 
-def person_of_contact(contact: Contact) -> Person:
+def person_of(record: Contact | Lead) -> Person:
+    """The personal data of a contact (all its addresses) or a lead."""
+    if isinstance(record, Contact):
+        kind, addresses = "contact", list(record.emails.values_list("address", flat=True))
+    else:
+        kind, addresses = "lead", [record.email]
     return person_named(
-        kind="contact",
-        pk=contact.pk,
-        first_name=contact.first_name,
-        last_name=contact.last_name,
-        addresses=contact.emails.values_list("address", flat=True),
-        phones=[contact.phone],
-    )
-
-
-def person_of_lead(lead: Lead) -> Person:
-    return person_named(
-        kind="lead",
-        pk=lead.pk,
-        first_name=lead.first_name,
-        last_name=lead.last_name,
-        addresses=[lead.email],
-        phones=[lead.phone],
+        kind=kind,
+        pk=record.pk,
+        first_name=record.first_name,
+        last_name=record.last_name,
+        addresses=addresses,
+        phones=[record.phone],
     )
 
 

@@ -29,12 +29,11 @@ class Command(BaseCommand):
         try:
             if options["kind"] == "contact":
                 record: Any = queries.get_erasable_contact(admin, options["id"])
-                person = queries.person_of_contact(record)
             else:
                 record = queries.get_erasable_lead(admin, options["id"])
-                person = queries.person_of_lead(record)
         except Http404:
             raise CommandError(f"There is no {options['kind']} {options['id']}.") from None
+        person = queries.person_of(record)
         document = queries.export(person, record)
         text = json.dumps(document, cls=DjangoJSONEncoder, indent=2, ensure_ascii=False)
         if options["output"]:
