@@ -87,6 +87,7 @@ def _erase_locked(actor: User, kind: str, pk: int) -> Erasure:
     counts["attendees"] = _redact_attendees(person)
     counts["activities about them"] = _redact_activities(person, about)
     account_id = _redact_record(record)
+    counts["the record itself"] = 1
     swept = catalog.sweep(person)
     counts |= {f"rows in {table}": len(set(pks)) for table, pks in swept.items()}
     for activity in Activity.objects.filter(pk__in={*about, *swept.get("feed_activity", [])}):

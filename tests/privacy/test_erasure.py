@@ -335,3 +335,28 @@ def test_a_name_with_accents_and_an_apostrophe_is_found_in_every_copy(
         )
     assert database_hits(terms) == set()
     assert file_hits(_mail_files, terms) == set()
+
+
+def test_erasure_tells_live_subscribers_what_changed_and_nothing_else(cast: Cast) -> None:
+    from feed.events import account_stream, team_stream
+    from realtime.models import Event
+
+    maria = cast.account.contacts.get()
+    call = feed_actions.log_call(
+        actor=cast.owner, account=cast.account, contact=maria, body="Maria Garcia liked the demo"
+    )
+    feed_actions.post_activity(author=cast.owner, account=cast.account, body="unrelated")
+    last = Event.objects.order_by("-id").values_list("id", flat=True).first()
+    _admin(cast).post(
+        f"/api/v1/privacy/contacts/{maria.pk}/erase/", {"confirm": True}, format="json"
+    )
+    audit = Activity.objects.get(subject=AUDIT_SUBJECT)
+    recorded = [
+        (e.type, e.stream, e.data["id"]) for e in Event.objects.filter(id__gt=last).order_by("id")
+    ]
+    assert recorded == [
+        ("activity.updated", account_stream(cast.account.pk), call.pk),
+        ("activity.updated", team_stream(cast.east.pk), call.pk),
+        ("activity.created", account_stream(cast.account.pk), audit.pk),
+    ]
+    assert "Maria Garcia" not in json.dumps([e.data for e in Event.objects.all()])
