@@ -78,19 +78,22 @@ def _erase_locked(actor: User, kind: str, pk: int) -> Erasure:
     model: type[Contact] | type[Lead] = Contact if kind == "contact" else Lead
     record = model.objects.select_for_update().get(pk=pk)
     person = queries.person_of(record)
-    counts: dict[str, int] = {}
     about = list(queries.activities_about(person).values_list("pk", flat=True))
     # Attachments first: which are theirs is read from the sender of messages not yet stubbed.
-    counts["attachments"] = _delete_attachments(person)
-    counts["stored messages"] = _stub_inbound_emails(person)
+    listing = _delete_attachments(person)
+    counts = {"attachments": len(listing), "stored messages": _stub_inbound_emails(person)}
     counts["address rules"] = queries.address_rules_of(person).delete()[0]
     counts["attendees"] = _redact_attendees(person)
-    counts["activities about them"] = _redact_activities(person, about)
+    redacted = _redact_activities(person, about)
+    counts["activities about them"] = len(redacted)
     account_id = _redact_record(record)
     counts["the record itself"] = 1
     swept = catalog.sweep(person)
     counts |= {f"rows in {table}": len(set(pks)) for table, pks in swept.items()}
-    for activity in Activity.objects.filter(pk__in={*about, *swept.get("feed_activity", [])}):
+    changed = {*redacted, *swept.get("feed_activity", [])}
+    changed |= {pk for pk in listing.values() if pk is not None}
+    # A hidden (deleted) activity stays hidden: subscribers hear only of what they can see.
+    for activity in Activity.objects.filter(pk__in=changed, deleted_at__isnull=True):
         events.activity_updated(activity)
     erasure = Erasure.objects.create(
         kind=kind, subject_id=pk, actor=actor, erased_at=timezone.now(), counts=counts
@@ -135,12 +138,12 @@ def _stub_inbound_emails(person: Person) -> int:
     return stubbed
 
 
-def _delete_attachments(person: Person) -> int:
+def _delete_attachments(person: Person) -> dict[int, int | None]:
     """Attachments the person sent go, rows now and files after commit; the emails that listed
-    them say how many were erased instead."""
+    them say how many were erased instead. Answers {attachment id: the activity listing it}."""
     attachments = list(queries.attachments_of(person))
     if not attachments:
-        return 0
+        return {}
     gone = {a.pk for a in attachments}
     names = [a.file.name for a in attachments]
     listing = {a.inbound.activity_id for a in attachments}
@@ -155,7 +158,7 @@ def _delete_attachments(person: Person) -> int:
                 "attachments_erased": len(listed) - len(kept),
             }
             activity.save(update_fields=["details"])
-    return len(gone)
+    return {a.pk: a.inbound.activity_id for a in attachments}
 
 
 def _redact_attendees(person: Person) -> int:
@@ -168,11 +171,11 @@ def _redact_attendees(person: Person) -> int:
     return rows.delete()[0]
 
 
-def _redact_activities(person: Person, about: list[int]) -> int:
+def _redact_activities(person: Person, about: list[int]) -> list[int]:
     """The person's own activities, their revisions, the notifications and outbox events about
     them: a first or last name alone is theirs here ("Thanks, Maria")."""
     redactor = Redactor(person, about=True)
-    changed = 0
+    changed = []
     for activity in Activity.objects.filter(pk__in=about).select_for_update():
         values = {
             "subject": redactor.text(activity.subject),
@@ -181,7 +184,7 @@ def _redact_activities(person: Person, about: list[int]) -> int:
         }
         if values != {n: getattr(activity, n) for n in values}:
             Activity.objects.filter(pk=activity.pk).update(**values)
-            changed += 1
+            changed.append(activity.pk)
     for revision in Revision.objects.filter(activity_id__in=about):
         Revision.objects.filter(pk=revision.pk).update(
             subject=redactor.text(revision.subject), body=redactor.text(revision.body)

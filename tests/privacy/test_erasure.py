@@ -346,6 +346,10 @@ def test_erasure_tells_live_subscribers_what_changed_and_nothing_else(cast: Cast
         actor=cast.owner, account=cast.account, contact=maria, body="Maria Garcia liked the demo"
     )
     feed_actions.post_activity(author=cast.owner, account=cast.account, body="unrelated")
+    hidden = feed_actions.log_call(
+        actor=cast.owner, account=cast.account, contact=maria, body="Maria Garcia, wrong number"
+    )
+    feed_actions.delete_activity(actor=cast.owner, activity=hidden)
     last = Event.objects.order_by("-id").values_list("id", flat=True).first()
     _admin(cast).post(
         f"/api/v1/privacy/contacts/{maria.pk}/erase/", {"confirm": True}, format="json"
@@ -360,3 +364,5 @@ def test_erasure_tells_live_subscribers_what_changed_and_nothing_else(cast: Cast
         ("activity.created", account_stream(cast.account.pk), audit.pk),
     ]
     assert "Maria Garcia" not in json.dumps([e.data for e in Event.objects.all()])
+    hidden.refresh_from_db()  # redacted, and not shown again to anyone
+    assert hidden.body == f"[erased contact {maria.pk}], wrong number"
