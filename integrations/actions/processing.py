@@ -47,7 +47,13 @@ from integrations.actions.mail import (
     post_to_timeline,
     record_headers,
 )
-from integrations.email.matching import Lookups, Match, load_lookups, match_email
+from integrations.email.matching import (
+    Lookups,
+    Match,
+    answers_in_flight,
+    load_lookups,
+    match_email,
+)
 from integrations.email.parsing import ParsedEmail, UnreadableEmail, parse_email
 from integrations.models import InboundAttachment, InboundEmail
 
@@ -75,19 +81,26 @@ class Item:
     parsed: ParsedEmail | None = None
     status: str = ""
     reason: str = ""
+    # Answers a message another batch holds: handed back to wait for it (see `_decide`), once.
+    may_defer: bool = False
+    is_deferred: bool = False
 
 
 def drain_inbound_emails(*, batch_size: int = BATCH_SIZE) -> int:
     """Process queued messages batch by batch until none is left (or `DRAIN_SECONDS` passed,
     then another drain is queued); answers how many were claimed."""
     queueing.drain_started()
-    started, done = time.monotonic(), 0
+    started, done, deferred = time.monotonic(), 0, set[int]()
     while time.monotonic() - started < DRAIN_SECONDS:
         # Fresh messages in batches; one that was claimed before and never finished, alone.
-        batch = claim_batch(limit=batch_size) or claim_batch(limit=1, is_retry=True)
+        batch = claim_batch(limit=batch_size, exclude=deferred) or claim_batch(
+            limit=1, is_retry=True, exclude=deferred
+        )
         if not batch:
+            if deferred:
+                queueing.request_drain()  # the next drain takes the replies that waited
             return done
-        process_batch(batch)
+        deferred.update(process_batch(batch))
         done += len(batch)
     queueing.send_drain()
     return done
@@ -100,35 +113,51 @@ def process_inbound_email(*, inbound_id: int) -> InboundEmail | None:
     is left alone and returned as it is."""
     claimed = claim_batch(limit=1, inbound_id=inbound_id)
     if claimed:
-        process_batch(claimed)
+        process_batch(claimed, may_defer=False)
     return InboundEmail.objects.defer("raw").filter(pk=inbound_id).first()
 
 
 def claim_batch(
-    *, limit: int, is_retry: bool = False, inbound_id: int | None = None
+    *,
+    limit: int,
+    is_retry: bool = False,
+    inbound_id: int | None = None,
+    exclude: set[int] = frozenset(),  # type: ignore[assignment]
 ) -> list[InboundEmail]:
     """Lease up to `limit` queued messages (autocommitted, so an attempt counts even if the
-    worker dies), raw bytes included, in id order."""
+    worker dies), raw bytes included, in id order, leaving out the ids in `exclude`."""
     now = timezone.now()
     if connection.vendor != "postgresql":
-        return _claim_one_by_one(now, limit, is_retry, inbound_id)
+        return _claim_one_by_one(now, limit, is_retry, inbound_id, exclude)
     table = InboundEmail._meta.db_table
-    which = "id = %(id)s" if inbound_id is not None else f"attempts {'>' if is_retry else '='} 0"
+    which = "id = %(id)s" if inbound_id is not None else _RETRIED if is_retry else _FRESH
     # Skipping locked rows lets concurrent drains take disjoint batches without waiting.
     sql = f"""
         UPDATE {table} SET attempts = attempts + 1, claimed_at = %(now)s
         WHERE id IN (
             SELECT id FROM {table}
             WHERE status = 'queued' AND (claimed_at IS NULL OR claimed_at < %(expired)s)
-              AND {which}
+              AND {which} AND NOT (id = ANY(%(exclude)s))
             ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
         RETURNING *"""  # noqa: S608 - the table and condition are ours, the values parameters
-    params = {"now": now, "expired": now - CLAIM_LEASE, "limit": limit, "id": inbound_id}
+    params = {
+        "now": now,
+        "expired": now - CLAIM_LEASE,
+        "limit": limit,
+        "id": inbound_id,
+        "exclude": sorted(exclude),
+    }
     return sorted(InboundEmail.objects.raw(sql, params), key=lambda inbound: inbound.pk)
 
 
+# Fresh, or handed back uncounted-as-a-crash (a deferred reply: claimed once, lease cleared).
+_FRESH = "(attempts = 0 OR (attempts = 1 AND claimed_at IS NULL))"
+# Claimed before and never finished: the worker may have died of it, so it goes alone.
+_RETRIED = "attempts > 0"
+
+
 def _claim_one_by_one(
-    now: dt.datetime, limit: int, is_retry: bool, inbound_id: int | None
+    now: dt.datetime, limit: int, is_retry: bool, inbound_id: int | None, exclude: set[int]
 ) -> list[InboundEmail]:
     """SQLite (the embedded default, one writer at a time): read candidates, lease each."""
     free = Q(status=Status.QUEUED) & (
@@ -139,7 +168,9 @@ def _claim_one_by_one(
     elif is_retry:
         candidates = InboundEmail.objects.filter(free, attempts__gt=0)
     else:
-        candidates = InboundEmail.objects.filter(free, attempts=0)
+        fresh = Q(attempts=0) | Q(attempts=1, claimed_at__isnull=True)
+        candidates = InboundEmail.objects.filter(free, fresh)
+    candidates = candidates.exclude(pk__in=exclude)
     ids = list(candidates.order_by("pk").values_list("pk", flat=True)[:limit])
     won = [
         pk
@@ -151,17 +182,25 @@ def _claim_one_by_one(
     return list(InboundEmail.objects.filter(pk__in=won).order_by("pk"))
 
 
-def process_batch(claimed: list[InboundEmail]) -> None:
-    """Parse and write a claimed batch; every message ends final (or back in the queue)."""
+def process_batch(claimed: list[InboundEmail], *, may_defer: bool = True) -> list[int]:
+    """Parse and write a claimed batch; every message ends final or back in the queue (answered:
+    the replies deferred until the batch holding their original is written)."""
     items = [Item(inbound) for inbound in claimed]
     for item in items:
         if item.inbound.attempts > MAX_ATTEMPTS:
             item.status, item.reason = Status.FAILED, f"Gave up after {MAX_ATTEMPTS} attempts."
+    for item in items:
+        item.may_defer = may_defer and item.inbound.attempts <= 1
     try:
         _parse_all(items)
     finally:
         # Also when the time limit struck while parsing: what was parsed is written.
         _write_isolated([i for i in items if i.parsed is not None or i.status])
+    deferred = [i.inbound.pk for i in items if i.is_deferred]
+    if deferred:
+        # Counted (a second claim no longer defers) and free to claim again at once.
+        InboundEmail.objects.filter(pk__in=deferred, status=Status.QUEUED).update(claimed_at=None)
+    return deferred
 
 
 def _parse_all(items: list[Item]) -> None:
@@ -238,6 +277,7 @@ def _write(items: list[Item]) -> None:
     items = [i for i in items if i.inbound.pk in queued]
     postings = _decide(items)
     _post(postings)
+    items = [i for i in items if not i.is_deferred]
     now = timezone.now()
     for item in items:
         inbound = item.inbound
@@ -273,6 +313,12 @@ def _decide(items: list[Item]) -> list[Posting]:
     earlier: dict[str, Match] = {}
     postings = []
     for item, message in parsed:
+        # A reply whose original is in a batch still being written waits for that batch (the
+        # drain that holds the original claims again after it commits) instead of missing its
+        # thread; the original ends final whatever happens, so the wait is bounded.
+        item.is_deferred = item.may_defer and answers_in_flight(message, lookups, earlier)
+        if item.is_deferred:
+            continue
         match = _verdict(item, message, bursting, duplicates, lookups, earlier)
         if match is not None and match.account is not None:
             postings.append(Posting(item.inbound, message, match, match.account))

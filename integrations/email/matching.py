@@ -61,6 +61,8 @@ class Lookups:
     rules: dict[str, Account] = field(default_factory=dict)  # address or domain -> account
     contacts: dict[str, list[Contact]] = field(default_factory=dict)  # address -> contacts
     domains: dict[str, Account] = field(default_factory=dict)  # account domain -> account
+    # Message-IDs of stored messages not processed yet (another batch holds them, or they wait).
+    in_flight: set[str] = field(default_factory=set)
 
 
 def is_own_domain(domain: str) -> bool:
@@ -98,8 +100,11 @@ def load_lookups(batch: list[ParsedEmail]) -> Lookups:
     """Every row the rules could use for `batch`, one query per rule that has something to ask."""
     people = [a for parsed in batch for a in _outside(parsed.participants)]
     domains = {s for a in people if is_matchable_domain(a.domain) for s in _suffixes(a.domain)}
+    answered = {i for parsed in batch for i in parsed.thread_ids[:30]}
+    threads, in_flight = _thread_activities(answered)
     return Lookups(
-        threads=_thread_activities({i for parsed in batch for i in parsed.thread_ids[:30]}),
+        threads=threads,
+        in_flight=in_flight - {parsed.message_id for parsed in batch},
         logging=_logging_accounts({t for parsed in batch for t in _logging_tokens(parsed)}),
         rules=_rule_accounts({a.address for a in people} | {a.domain for a in people}),
         contacts=_contacts({a.address for a in people}),
@@ -107,25 +112,38 @@ def load_lookups(batch: list[ParsedEmail]) -> Lookups:
     )
 
 
-def _thread_activities(ids: set[str]) -> dict[str, Activity]:
-    """Live activities that the Message-IDs `ids` name: ours (signed), then mail we stored."""
+def _thread_activities(ids: set[str]) -> tuple[dict[str, Activity], set[str]]:
+    """Live activities that the Message-IDs `ids` name (ours, signed, then mail we stored), and
+    those of `ids` that are stored but still queued."""
     if not ids:
-        return {}
+        return {}, set()
     activities: dict[str, int] = {}
     for message_id in ids:
         ours = activity_id_from_message_id(message_id)
         if ours is not None:
             activities[message_id] = ours
-    stored = InboundEmail.objects.filter(message_id__in=ids, activity__isnull=False)
-    for message_id, activity_id in stored.values_list("message_id", "activity_id"):
-        activities.setdefault(message_id, activity_id)
+    stored = InboundEmail.objects.filter(message_id__in=ids).values_list(
+        "message_id", "activity_id", "status"
+    )
+    in_flight: set[str] = set()
+    for message_id, activity_id, status in stored:
+        if activity_id is not None:
+            activities.setdefault(message_id, activity_id)
+        elif status == InboundEmail.Status.QUEUED:
+            in_flight.add(message_id)
     if not activities:
-        return {}
+        return {}, in_flight
     found = Activity.objects.select_related("account", "parent").filter(
         pk__in=activities.values(), deleted_at__isnull=True, account__in=live_accounts()
     )
     by_id = {a.pk: a for a in found}
-    return {m: by_id[a] for m, a in activities.items() if a in by_id}
+    return {m: by_id[a] for m, a in activities.items() if a in by_id}, in_flight
+
+
+def answers_in_flight(parsed: ParsedEmail, lookups: Lookups, earlier: Mapping[str, Match]) -> bool:
+    """Whether `parsed` answers a message that is stored but not processed yet (outside its
+    batch): matched now, it would miss its thread and fall to a weaker rule."""
+    return any(i in lookups.in_flight and i not in earlier for i in parsed.thread_ids[:30])
 
 
 def _logging_tokens(parsed: ParsedEmail) -> list[str]:
