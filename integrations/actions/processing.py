@@ -29,6 +29,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, replace
 
+import psycopg
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
@@ -285,7 +286,48 @@ def _write(items: list[Item]) -> None:
     for posting in postings:
         posting.inbound.account = posting.account
         posting.inbound.matched_by = posting.match.matched_by
-    InboundEmail.objects.bulk_update([i.inbound for i in items], WRITTEN_FIELDS)
+    _save_outcomes([i.inbound for i in items])
+
+
+def _save_outcomes(rows: list[InboundEmail]) -> None:
+    """UPDATE the processed fields of `rows` in one statement.
+
+    On PostgreSQL from one array per column (`unnest`): Django's bulk_update builds a CASE
+    expression per field and row, and measured at ~12 ms of CPU per message it cost more than
+    parsing the message."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        InboundEmail.objects.bulk_update(rows, WRITTEN_FIELDS)
+        return
+    fields = [f for f in InboundEmail._meta.concrete_fields if f.name in WRITTEN_FIELDS]
+    columns = [str(f.column) for f in fields]
+    types = [_ARRAY_TYPES[f.get_internal_type()] for f in fields]
+    values = [
+        [f.get_db_prep_save(getattr(row, f.attname), connection) for row in rows] for f in fields
+    ]
+    table = InboundEmail._meta.db_table
+    assignments = ", ".join(f"{c} = v.{c}" for c in columns)
+    arrays = ", ".join(f"%s::{t}[]" for t in ["bigint", *types])
+    sql = (
+        f"UPDATE {table} AS t SET {assignments} "  # noqa: S608 - names are ours, values params
+        f"FROM unnest({arrays}) AS v(id, {', '.join(columns)}) WHERE t.id = v.id"
+    )
+    # Bound on the server: Django's client-side binding quotes every array element in Python,
+    # which measured ~1.4 ms of CPU per message here.
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, [[row.pk for row in rows], *values])
+
+
+# PostgreSQL element types of the columns `_save_outcomes` writes.
+_ARRAY_TYPES = {
+    "CharField": "text",
+    "TextField": "text",
+    "BooleanField": "boolean",
+    "DateTimeField": "timestamptz",
+    "ForeignKey": "bigint",
+}
 
 
 @dataclass
