@@ -31,12 +31,12 @@ format: install
 
 bench: install
 	$(BIN)/python -m bench
-	$(BIN)/python -m bench.inbound
+	$(BIN)/python -m bench.inbound --web 2
 	$(BIN)/python -m bench.dashboard
 
 # The inbound email benchmark alone (docs/benchmarks-inbound.md).
 bench-inbound: install
-	$(BIN)/python -m bench.inbound
+	$(BIN)/python -m bench.inbound --web 2
 
 # The team dashboard and the request queue on the 1M-activity data set (docs/benchmarks-dashboard.md).
 bench-dashboard: install

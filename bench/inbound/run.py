@@ -1,8 +1,10 @@
-"""`python -m bench.inbound [--clients N] [--concurrency N]`: the inbound email benchmark.
+"""`python -m bench.inbound [--clients N] [--concurrency N] [--web N]`: the inbound email benchmark.
 
 1. A fresh PostgreSQL database (`tidings_inboundbench`), migrated; 200 accounts, each with a web
    domain and a contact, 20 with a logging address; a private Redis database as Celery broker.
-2. Production's web process (daphne) and a Celery worker, as subprocesses.
+2. Production's web processes (`--web` daphne processes, the clients spread over them as a
+   balancer would) and a Celery worker, as subprocesses. TIDINGS_BENCH_DB and
+   TIDINGS_BENCH_REDIS_URL choose another database and Redis on a shared machine.
 3. 2,000 signed posts to `/integrations/email/inbound/raw/` from N client threads (bench/inbound/
    messages.py: sizes, duplicates, routes); then wait until every stored message is final.
 4. Read the outcome from the database: messages per second from the first post to the last
