@@ -4,6 +4,7 @@ batch, the events of a batch, and the debounced drain request that must strand n
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -109,11 +110,9 @@ def test_two_drains_at_once_never_process_a_message_twice(cast: Cast, settings: 
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=drain) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for running in [pool.submit(drain) for _ in range(2)]:
+            running.result()
     assert sorted(claimed) == sorted(ids)  # every message claimed, none by both
     rows = InboundEmail.objects.filter(pk__in=ids)
     assert {r.status for r in rows} == {Status.PROCESSED}
