@@ -34,7 +34,7 @@ format: install
 bench: install
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.feed
-	$(BIN)/python -m bench.inbound
+	$(BIN)/python -m bench.inbound --web 2
 	$(BIN)/python -m bench.dashboard
 
 # The timeline and home-feed pages against django-activity-stream (docs/benchmarks-feed.md).
@@ -43,7 +43,7 @@ bench-feed: install
 
 # The inbound email benchmark alone (docs/benchmarks-inbound.md).
 bench-inbound: install
-	$(BIN)/python -m bench.inbound
+	$(BIN)/python -m bench.inbound --web 2
 
 # The team dashboard and the request queue on the 1M-activity data set (docs/benchmarks-dashboard.md).
 bench-dashboard: install

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from feed.models import Activity
 from feed.serializers import activity_data
-from realtime.outbox import record_event
+from realtime.outbox import record_event, record_events
 
 ACTIVITY_CREATED = "activity.created"
 ACTIVITY_UPDATED = "activity.updated"
@@ -41,7 +41,7 @@ def thread_topic(activity: Activity) -> str:
     return f"thread:{activity.parent_id or activity.pk}"
 
 
-def _beside_the_account(activity: Activity, type: str, data: dict[str, object]) -> None:
+def _beside_the_account(activity: Activity) -> list[str]:
     """The streams an activity's event goes to besides its account's: its author's team (the
     managers' ticker), and for a request the support queue of the account's team.
 
@@ -49,37 +49,39 @@ def _beside_the_account(activity: Activity, type: str, data: dict[str, object]) 
     checked once, at subscription (managers of the team, admins), so an account outside the team
     (a grant elsewhere) would reach managers who cannot see it.
     """
+    streams = []
     team_id = activity.author.team_id if activity.author is not None else None
     if team_id is not None and activity.account.team_id == team_id:
-        record_event(stream=team_stream(team_id), type=type, data=data)
+        streams.append(team_stream(team_id))
     if activity.kind == Activity.Kind.REQUEST:
-        record_event(stream=requests_stream(activity.account.team_id), type=type, data=data)
+        streams.append(requests_stream(activity.account.team_id))
+    return streams
+
+
+def _announced(activity: Activity, type: str) -> list[tuple[str, str, dict[str, object], str]]:
+    """The outbox rows (stream, type, data, topic) of one event about `activity`."""
+    data = activity_data(activity)
+    rows = [(account_stream(activity.account_id), type, data, thread_topic(activity))]
+    return rows + [(stream, type, data, "") for stream in _beside_the_account(activity)]
 
 
 def activity_created(activity: Activity) -> None:
     """To the account's followers and viewers; to the author's team's managers; a request also
     to the support queue."""
-    data = activity_data(activity)
-    record_event(
-        stream=account_stream(activity.account_id),
-        type=ACTIVITY_CREATED,
-        data=data,
-        topic=thread_topic(activity),
-    )
-    _beside_the_account(activity, ACTIVITY_CREATED, data)
+    for stream, type, data, topic in _announced(activity, ACTIVITY_CREATED):
+        record_event(stream=stream, type=type, data=data, topic=topic)
+
+
+def activities_created(activities: list[Activity]) -> None:
+    """`activity_created` for many activities at once, in order (one outbox write)."""
+    record_events([row for a in activities for row in _announced(a, ACTIVITY_CREATED)])
 
 
 def activity_updated(activity: Activity) -> None:
     """An edit, a reaction, a task ticked off, a request moved on: subscribers replace what they
     show. A request's manager sees it move on too (the team ticker), as does the queue."""
-    data = activity_data(activity)
-    record_event(
-        stream=account_stream(activity.account_id),
-        type=ACTIVITY_UPDATED,
-        data=data,
-        topic=thread_topic(activity),
-    )
-    _beside_the_account(activity, ACTIVITY_UPDATED, data)
+    for stream, type, data, topic in _announced(activity, ACTIVITY_UPDATED):
+        record_event(stream=stream, type=type, data=data, topic=topic)
 
 
 def activity_deleted(activity: Activity) -> None:
