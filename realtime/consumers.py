@@ -66,6 +66,13 @@ def parse_cursor(raw: object) -> int | None:
     raise ValueError(f"not a cursor: {raw!r}")
 
 
+def _sources_and_skips(
+    kind: streams.StreamKind, user: Any, arg: int | None
+) -> tuple[frozenset[str], frozenset[str]]:
+    # One trip to a worker thread for both: each trip borrows a pooled connection.
+    return kind.sources(user, arg), kind.skips(user, arg)
+
+
 @dataclass
 class TokenBucket:
     tokens: float = RATE_BURST
@@ -425,8 +432,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         """Read the subscription's sources again; True when some were added."""
         if sub.kind.static_sources and sub.sources:
             return False
-        sources = await db(sub.kind.sources)(self.scope["user"], sub.arg)
-        sub.skips = await db(sub.kind.skips)(self.scope["user"], sub.arg)
+        sources, sub.skips = await db(_sources_and_skips)(sub.kind, self.scope["user"], sub.arg)
         assert self.hub is not None  # noqa: S101 - set in connect() before any message is read
         for source in sub.sources - sources:
             if not any(source in s.sources for s in self.subscriptions.values() if s is not sub):
