@@ -110,17 +110,20 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = env_url("DATABASE_URL", schemes=("postgres", "postgresql", "sqlite"))
 if DATABASE_URL:
-    # Persistent connections serve the long-lived worker threads of the WebSocket path well.
-    # Under ASGI each HTTP request runs on a thread of its own, though, so its connection is not
-    # reused and lingers until garbage collection (docs/benchmarks.md saw 99 of 100 in use under
-    # load). TIDINGS_DB_POOL=true uses a process-wide psycopg pool instead.
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    if DATABASES["default"]["ENGINE"].endswith("postgresql") and env_bool("TIDINGS_DB_POOL", False):
+    if DATABASES["default"]["ENGINE"].endswith("postgresql") and env_bool("TIDINGS_DB_POOL", True):
+        # Under ASGI every HTTP request runs on a thread of its own (ThreadSensitiveContext), so
+        # a persistent per-thread connection is never reused: each request paid a new backend and
+        # left its connection lingering until garbage collection, and under 1,000 sockets
+        # PostgreSQL answered "too many clients" (docs/benchmarks.md). A process-wide pool hands
+        # each request, consumer call and task a warm connection and takes it back when Django
+        # closes it (request end, database_sync_to_async, Celery's task end). A request waits for
+        # a free connection rather than failing: the pool is the process's database budget.
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": env_int("TIDINGS_DB_POOL_MIN", 2, minimum=0, maximum=100),
             "max_size": env_int("TIDINGS_DB_POOL_MAX", 20, minimum=1, maximum=500),
-            "timeout": 10,
+            "timeout": env_int("TIDINGS_DB_POOL_TIMEOUT", 30, minimum=1, maximum=600),
         }
         DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django's pool requires it
 else:
@@ -189,6 +192,11 @@ SPECTACULAR_SETTINGS = {
 # Realtime: how long a WebSocket ticket lives, and how far back a cursor may be served.
 TIDINGS_TICKET_TTL_SECONDS = env_int("TIDINGS_TICKET_TTL_SECONDS", 60, minimum=5, maximum=3600)
 TIDINGS_CATCHUP_LIMIT = env_int("TIDINGS_CATCHUP_LIMIT", 1000, minimum=10, maximum=100_000)
+# Bytes the server may hold for a WebSocket client that stopped reading before it is dropped
+# (close 4008; it resumes from its cursor). See realtime/consumers.py.
+TIDINGS_WS_SEND_BUFFER_BYTES = env_int(
+    "TIDINGS_WS_SEND_BUFFER_BYTES", 1024 * 1024, minimum=16 * 1024, maximum=256 * 1024 * 1024
+)
 
 # Support requests: when a request of each priority falls due after it is raised, in hours (h) or
 # business days (bd, Monday to Friday, same time of day).

@@ -8,6 +8,7 @@ this module. "Not yours" and "does not exist" look the same to the caller: both 
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,7 +108,31 @@ def get_visible_account(user: Any, account_id: int | str) -> Account:
     account = visible_accounts(user).select_related("owner", "team").filter(pk=pk).first()
     if account is None:
         raise AccountNotFound()
+    account._seen_by = (getattr(user, "pk", None), time.monotonic())  # type: ignore[attr-defined]
     return account
+
+
+# How long the verdict of `get_visible_account` on an account it returned stands as proof for
+# `require_visible_account`: the span of one request (a view checks, then calls the action).
+PROOF_SECONDS = 1.0
+
+
+def require_visible_account(user: Any, account: Account) -> None:
+    """Raise `AccountNotFound` unless `user` may see `account`.
+
+    An account that `get_visible_account` returned for this same user within the last
+    PROOF_SECONDS was decided already (a view checked it, then called the action): the policy is
+    not asked twice in one request. It was the largest single cost of a post (docs/benchmarks.md).
+    """
+    seen_by = getattr(account, "_seen_by", None)
+    is_proven = (
+        seen_by is not None
+        and getattr(user, "pk", None) is not None
+        and seen_by[0] == user.pk
+        and time.monotonic() - seen_by[1] < PROOF_SECONDS
+    )
+    if not is_proven:
+        get_visible_account(user, account.pk)
 
 
 def people_who_can_see(account: Account) -> QuerySet[User]:

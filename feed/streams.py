@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm.models import Team
-from crm.visibility import can_see_account, visible_accounts
+from crm.models import Account, Team
+from crm.visibility import can_see_account, people_who_can_see, visible_accounts
 from feed import events
 from feed.queries import followed_account_ids, followed_thread_ids, muted_thread_ids
 from realtime.outbox import streams_head
@@ -37,6 +37,15 @@ def _is_active_user(user: Any) -> bool:
 
 def _account_sources(user: Any, account_id: int | None) -> frozenset[str]:
     return frozenset({events.account_stream(account_id or 0)})
+
+
+def _account_watchers(user_ids: set[int], account_id: int | None) -> set[int]:
+    """Which of `user_ids` may see the account: the policy read backwards, one query for all."""
+    account = Account.objects.filter(pk=account_id or 0).first()
+    if account is None:
+        return set()
+    people = people_who_can_see(account).filter(pk__in=user_ids)
+    return set(people.values_list("pk", flat=True))
 
 
 def _home_sources(user: Any, arg: int | None) -> frozenset[str]:
@@ -83,6 +92,7 @@ def register_streams() -> None:
             sources=_account_sources,
             static_sources=True,
             has_presence=True,
+            who_can_see=_account_watchers,
         )
     )
     register(

@@ -12,12 +12,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from channels.auth import AuthMiddlewareStack
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.http.request import split_domain_port, validate_host
 
+from realtime.db import in_worker
 from realtime.tickets import redeem_ticket
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -68,7 +68,7 @@ class RealtimeGate:
         if tickets:
             scope["auth_method"] = "ticket"
             # Off the thread-sensitive thread: a reconnect storm redeems tickets in parallel.
-            user = await database_sync_to_async(redeem_ticket, thread_sensitive=False)(tickets[0])
+            user = await in_worker(redeem_ticket)(tickets[0])
             scope["user"] = user or AnonymousUser()
             if origin is not None and not is_origin_allowed(scope, origin):
                 scope["realtime_reject"] = CLOSE_BAD_ORIGIN

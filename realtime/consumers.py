@@ -18,12 +18,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from realtime import channel, outbox, presence, streams
+from realtime import channel, outbox, presence, streams, verdicts
 from realtime.auth import CLOSE_UNAUTHENTICATED, connection_is_valid
+from realtime.backpressure import send_buffer_probe
+from realtime.db import in_worker
 from realtime.hub import Hub, get_hub
 
 log = logging.getLogger(__name__)
@@ -45,12 +46,13 @@ CLOSE_TOO_MANY_CONNECTIONS = 4429
 # its cursor when it reconnects, instead of growing memory or holding up the others.
 QUEUE_LIMIT = 2000
 CLOSE_TOO_SLOW = 4008
+# A client may stay over TIDINGS_WS_SEND_BUFFER_BYTES this long (a burst it is still reading)...
+SLOW_GRACE_SECONDS = 5.0
+# ...but never over this many times the limit.
+SLOW_HARD_FACTOR = 4
 
 
-def db(func: Any) -> Any:
-    """Run a database read in the worker pool, not on Django's single thread-sensitive thread:
-    a thousand sockets re-checking access must not queue behind one another."""
-    return database_sync_to_async(func, thread_sensitive=False)
+db = in_worker
 
 
 def parse_cursor(raw: object) -> int | None:
@@ -62,6 +64,13 @@ def parse_cursor(raw: object) -> int | None:
     if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 18:
         return int(raw)
     raise ValueError(f"not a cursor: {raw!r}")
+
+
+def _sources_and_skips(
+    kind: streams.StreamKind, user: Any, arg: int | None
+) -> tuple[frozenset[str], frozenset[str]]:
+    # One trip to a worker thread for both: each trip borrows a pooled connection.
+    return kind.sources(user, arg), kind.skips(user, arg)
 
 
 @dataclass
@@ -109,6 +118,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.pump: asyncio.Task[None] | None = None
         self.hub: Hub | None = None
         self.is_overflowing = False
+        self.buffered = send_buffer_probe(self.base_send)
+        self.over_limit_since: float | None = None
+        # Names of subscriptions waiting for the hub's batched access re-check.
+        self.stale: set[str] = set()
         self.connection_id = uuid.uuid4().hex
         self.bucket: TokenBucket | None = None
         reject = self.scope.get("realtime_reject")
@@ -161,7 +174,29 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 asyncio.get_running_loop().create_task(self._drop_slow_client())
 
     async def _drop_slow_client(self) -> None:
-        await self.close(code=CLOSE_TOO_SLOW, reason="too slow; reconnect and resume from cursor")
+        """Stop delivering at once (nothing more is buffered for this client) and close 4008; the
+        client resumes from its last cursor when it reconnects."""
+        self.is_overflowing = True
+        for sub in list(self.subscriptions.values()):
+            self._forget(sub.name)
+        if self.hub is not None:
+            self.hub.detach(self.scope["user"].pk, self)
+        log.info("dropping a client that does not read (user %s)", self.scope["user"].pk)
+        await self.close(code=CLOSE_TOO_SLOW, reason="too slow")
+
+    def stale_question(self) -> verdicts.Question | None:
+        names = [name for name in self.stale if name in self.subscriptions]
+        self.stale = set()
+        if not names:
+            return None
+        session = self.scope.get("session") if self.scope.get("auth_method") == "session" else None
+        subs = [self.subscriptions[name] for name in names]
+        return verdicts.Question(
+            user=self.scope["user"],
+            session=session,
+            streams=tuple((sub.name, sub.kind, sub.arg) for sub in subs),
+            asked_at=time.monotonic(),
+        )
 
     async def _pump(self) -> None:
         while True:
@@ -181,6 +216,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
         async with self.lock:
             if "presence" in event:
                 await self._on_presence(event)
+            elif "verdict" in event:
+                await self._on_verdict(event["verdict"], event["question"])
             elif "access" in event:
                 session = getattr(self.scope.get("session"), "session_key", None)
                 if event.get("session") and event["session"] == session:
@@ -192,6 +229,28 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 keys = {event["stream"], event.get("topic") or event["stream"]}
                 for sub in [s for s in self.subscriptions.values() if keys & s.sources]:
                     await self._on_event(sub, event)
+
+    async def _on_verdict(
+        self, verdict: verdicts.Verdict | None, question: verdicts.Question
+    ) -> None:
+        """Apply the hub's batched re-check of `question` (None: it failed; ask again)."""
+        asked = [self.subscriptions.get(name) for name, _kind, _arg in question.streams]
+        # A subscription made after the question was asked has a verdict of its own.
+        subs = [sub for sub in asked if sub is not None and sub.checked_at <= question.asked_at]
+        if verdict is None:
+            for sub in subs:
+                sub.checked_at = 0.0
+            return
+        if not verdict.is_valid:
+            self.subscriptions = {}
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        for sub in subs:
+            if sub.name in verdict.lost:
+                self._forget(sub.name)
+                await self.send_error("not_found", "No such stream.", stream=sub.name)
+            elif await self._refresh_sources(sub):
+                await self._catch_up(sub)  # a newly followed account: its events since the cursor
 
     async def _recheck_all(self) -> None:
         """Access may have narrowed: check every subscription now, not at its next delivery."""
@@ -211,12 +270,14 @@ class StreamConsumer(AsyncWebsocketConsumer):
             return  # already delivered by catch-up, or unsubscribed meanwhile
         if event.get("topic") and event["topic"] in sub.skips:
             return  # a muted thread
-        if time.monotonic() - sub.checked_at >= ACCESS_RECHECK_SECONDS:
+        if time.monotonic() - sub.checked_at >= ACCESS_RECHECK_SECONDS and self.hub is not None:
             # The safety net must not hold up delivery (a thousand sockets would re-check at
-            # once): deliver, and queue the re-check behind this event. Announced changes are
-            # re-checked before any later event (see _recheck_all).
+            # once): deliver, and let the hub re-check every stale socket in one batch
+            # (realtime/verdicts.py). Announced changes are re-checked before any later event
+            # (see _recheck_all).
             sub.checked_at = time.monotonic()
-            self.offer({"access": True, "stream": ""})
+            self.stale.add(sub.name)
+            self.hub.recheck_later(self)
         await self._deliver(sub, event)
         if event["type"] in sub.kind.refresh_on and await self._refresh_sources(sub):
             # Events of the new sources may have passed the hub while the sources were being
@@ -330,9 +391,11 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self._resync(sub)
             return
         for event in events:
-            await self._deliver(sub, event.as_message())
+            # A catch-up is a burst of at most TIDINGS_CATCHUP_LIMIT events, already bounded: a
+            # client reading it is not judged slow by it (the next live event is judged).
+            await self._deliver(sub, event.as_message(), judge=False)
 
-    async def _deliver(self, sub: Subscription, event: dict[str, Any]) -> None:
+    async def _deliver(self, sub: Subscription, event: dict[str, Any], judge: bool = True) -> None:
         sub.last = event["id"]
         # Many local subscribers get the same event: encode its frame once per stream name.
         frames = event.setdefault("frames", {})
@@ -348,13 +411,28 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 separators=(",", ":"),
             )
         await self.send(text_data=frame)
+        if judge and self.buffered is not None and self._is_too_slow(self.buffered()):
+            await self._drop_slow_client()
+
+    def _is_too_slow(self, held: int) -> bool:
+        """Under daphne `send` never waits (the transport buffers without limit), so the queue
+        never fills for a client that stopped reading: what the server holds for it is read after
+        each frame (realtime/backpressure.py). Over TIDINGS_WS_SEND_BUFFER_BYTES for longer than
+        SLOW_GRACE_SECONDS, or over SLOW_HARD_FACTOR times it, the client is dropped."""
+        limit = settings.TIDINGS_WS_SEND_BUFFER_BYTES
+        if held <= limit:
+            self.over_limit_since = None
+            return False
+        now = time.monotonic()
+        if self.over_limit_since is None:
+            self.over_limit_since = now
+        return held > SLOW_HARD_FACTOR * limit or now - self.over_limit_since > SLOW_GRACE_SECONDS
 
     async def _refresh_sources(self, sub: Subscription) -> bool:
         """Read the subscription's sources again; True when some were added."""
         if sub.kind.static_sources and sub.sources:
             return False
-        sources = await db(sub.kind.sources)(self.scope["user"], sub.arg)
-        sub.skips = await db(sub.kind.skips)(self.scope["user"], sub.arg)
+        sources, sub.skips = await db(_sources_and_skips)(sub.kind, self.scope["user"], sub.arg)
         assert self.hub is not None  # noqa: S101 - set in connect() before any message is read
         for source in sub.sources - sources:
             if not any(source in s.sources for s in self.subscriptions.values() if s is not sub):

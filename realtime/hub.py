@@ -20,9 +20,8 @@ import weakref
 from collections import defaultdict
 from typing import Any, Protocol
 
-from channels.db import database_sync_to_async
-
-from realtime import channel, outbox, presence
+from realtime import channel, outbox, presence, verdicts
+from realtime.db import in_sync_thread, in_worker
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +30,17 @@ POLL = 1.0
 FETCH_LIMIT = 1000
 # channels-redis forgets group members after a day; the hub rejoins well before that.
 REJOIN_EVERY = 3600.0
+# The safety-net re-check waits this long after the first socket asks, so that the event that made
+# the verdicts stale reaches every socket first and all of them are answered in one batch.
+RECHECK_BATCH_WAIT = 0.1
 
 
 class Listener(Protocol):
     def offer(self, event: dict[str, Any]) -> None:
         """Take one event without blocking; a full queue is the listener's to handle."""
+
+    def stale_question(self) -> verdicts.Question | None:
+        """The subscriptions whose access verdict went stale since asked (None: none now)."""
 
 
 class Hub:
@@ -53,6 +58,9 @@ class Hub:
         self.present: set[str] = set()
         self.refreshed_at = time.monotonic()
         self.polled_at = time.monotonic()
+        # Listeners waiting for the batched safety-net re-check (realtime/verdicts.py).
+        self.stale: set[Listener] = set()
+        self.recheck_task: asyncio.Task[None] | None = None
 
     # --- registration, called by consumers on the event loop ---------------------------------
 
@@ -77,7 +85,7 @@ class Hub:
         self.channel_name = await channel.new_channel()
         await channel.join_all_events(self.channel_name)
         joined_at: float | None = time.monotonic()
-        self.watermark = await database_sync_to_async(outbox.newest_event_id)()
+        self.watermark = await in_sync_thread(outbox.newest_event_id)()
         self.ready.set()
         while True:
             try:
@@ -123,6 +131,31 @@ class Hub:
             if not listeners:
                 del self.connections[user_id]
 
+    def recheck_later(self, listener: Listener) -> None:
+        """Re-check `listener`'s stale subscriptions soon, together with every other's."""
+        self.stale.add(listener)
+        if self.recheck_task is None or self.recheck_task.done():
+            loop = asyncio.get_running_loop()
+            self.recheck_task = loop.create_task(self._recheck_stale(), name="tidings-recheck")
+
+    async def _recheck_stale(self) -> None:
+        await asyncio.sleep(RECHECK_BATCH_WAIT)
+        listeners, self.stale = list(self.stale), set()
+        asked = [(listener, listener.stale_question()) for listener in listeners]
+        asked_now = [(listener, q) for listener, q in asked if q is not None]
+        if not asked_now:
+            return
+        try:
+            answers = await in_worker(verdicts.decide)([q for _listener, q in asked_now])
+        except Exception:
+            # Database down: ask again at the next delivery rather than deciding blind.
+            log.exception("event hub: the access re-check failed; asking again later")
+            for listener, question in asked_now:
+                listener.offer({"stream": "", "verdict": None, "question": question})
+            return
+        for (listener, question), verdict in zip(asked_now, answers, strict=True):
+            listener.offer({"stream": "", "verdict": verdict, "question": question})
+
     def _access_changed(self, user_ids: list[int] | None, ended_session: str) -> None:
         targets = self.connections.keys() if user_ids is None else user_ids
         for user_id in list(targets):
@@ -132,7 +165,7 @@ class Hub:
     async def _presence_changed(self, stream: str) -> None:
         if not self.index.get(stream):
             return
-        people = await database_sync_to_async(presence.viewers)(stream)
+        people = await in_sync_thread(presence.viewers)(stream)
         event = {"presence": people, "stream": stream, "type": "presence.changed"}
         for listener in tuple(self.index.get(stream, ())):
             listener.offer(event)
@@ -141,7 +174,7 @@ class Hub:
         if time.monotonic() - self.refreshed_at < presence.REFRESH_EVERY:
             return
         self.refreshed_at = time.monotonic()
-        await database_sync_to_async(presence.refresh)(sorted(self.present))
+        await in_sync_thread(presence.refresh)(sorted(self.present))
 
     def _timeout(self) -> float:
         if self.gap_since is None:
@@ -178,14 +211,12 @@ class Hub:
         if time.monotonic() - self.polled_at < POLL:
             return
         self.polled_at = time.monotonic()
-        newest = await database_sync_to_async(outbox.newest_event_id)()
+        newest = await in_sync_thread(outbox.newest_event_id)()
         if newest > self.watermark:
             await self._fill_from_outbox()
 
     async def _fill_from_outbox(self) -> None:
-        events = await database_sync_to_async(outbox.events_after_global)(
-            self.watermark, FETCH_LIMIT
-        )
+        events = await in_sync_thread(outbox.events_after_global)(self.watermark, FETCH_LIMIT)
         for event in events:
             if event.id > self.watermark:
                 buffered = self.buffer.pop(event.id, None)

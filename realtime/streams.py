@@ -33,6 +33,9 @@ class StreamKind:
     has_presence: bool = False
     # skips(user, arg) -> topics whose events this subscription leaves out (muted threads).
     skips: Callable[[Any, int | None], frozenset[str]] = lambda user, arg: frozenset()
+    # who_can_see(user ids, arg) -> those of them who may see it, in one question for many users
+    # (the batched access re-check, realtime/verdicts.py); None: can_see is asked per user.
+    who_can_see: Callable[[set[int], int | None], set[int]] | None = None
 
 
 _KINDS: dict[str, StreamKind] = {}

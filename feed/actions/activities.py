@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from crm.models import Account, Contact, User
-from crm.visibility import get_visible_account
+from crm.visibility import require_visible_account
 from feed import events, happenings
 from feed.models import Activity, Attendee
 from feed.serializers import POST_MAX_CHARS, SUBJECT_MAX_CHARS
@@ -57,7 +57,7 @@ def log_activity(
     account, else `AccountNotFound` is raised.
     """
     if actor is not None:
-        get_visible_account(actor, account.pk)
+        require_visible_account(actor, account)
     if kind not in Activity.Kind.values:
         raise ValidationError(f"Unknown activity kind {kind!r}.")
     if parent is not None and parent.account_id != account.pk:
@@ -76,10 +76,11 @@ def log_activity(
         contact=contact,
         **fields,
     )
-    events.activity_created(activity)
     happenings.announce(
         happenings.Happening(happenings.CREATED, activity, actor.pk if actor else None)
     )
+    # Last: recording the event takes the sequencer lock, held until commit (realtime/outbox.py).
+    events.activity_created(activity)
     return activity
 
 

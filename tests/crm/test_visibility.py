@@ -74,3 +74,19 @@ def test_not_yours_and_missing_raise_the_same_error(cast: Cast) -> None:
 def test_manager_of_no_team_sees_only_own_accounts(cast: Cast) -> None:
     cast.east.managers.clear()
     assert not can_see_account(cast.manager, cast.account.pk)
+
+
+def test_a_proof_from_get_visible_account_stands_only_for_its_user_and_briefly(
+    cast: Cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crm import visibility
+
+    account = visibility.get_visible_account(cast.owner, cast.account.pk)
+    visibility.require_visible_account(cast.owner, account)  # proven a moment ago
+    with pytest.raises(visibility.AccountNotFound):
+        visibility.require_visible_account(cast.outsider, account)  # someone else: asked again
+    monkeypatch.setattr(visibility, "PROOF_SECONDS", 0.0)
+    cast.owner.is_active = False
+    cast.owner.save(update_fields=["is_active"])
+    with pytest.raises(visibility.AccountNotFound):
+        visibility.require_visible_account(cast.owner, account)  # stale proof: asked again

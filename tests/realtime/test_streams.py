@@ -237,3 +237,33 @@ async def test_requests_stream_carries_requests_its_reader_may_see(cast: Cast) -
     assert await erin.receive_nothing(timeout=0.3)
     for comm in (carol, erin):
         await comm.disconnect()
+
+
+def test_the_batched_access_question_agrees_with_the_policy(cast: Cast) -> None:
+    """The safety-net re-check asks once for every user on a stream (realtime/verdicts.py): its
+    answer must be the policy's, user by user, including a grant, a deactivation and a session
+    that ended."""
+    from crm.actions import grant_account_access
+    from crm.visibility import can_see_account
+    from realtime import streams, verdicts
+
+    grant_account_access(actor=cast.admin, account=cast.west_account, user=cast.owner)
+    cast.teammate.is_active = False
+    cast.teammate.save(update_fields=["is_active"])
+    people = [cast.owner, cast.teammate, cast.outsider, cast.support, cast.manager, cast.admin]
+    for account in (cast.account, cast.west_account):
+        resolved = streams.resolve(f"account:{account.pk}")
+        assert resolved is not None
+        kind, arg = resolved
+        name = f"account:{account.pk}"
+        questions = [
+            verdicts.Question(user=u, session=None, streams=((name, kind, arg),), asked_at=0.0)
+            for u in people
+        ]
+        answers = verdicts.decide(questions)
+        for person, verdict in zip(people, answers, strict=True):
+            fresh = type(person).objects.get(pk=person.pk)
+            allowed = can_see_account(fresh, account.pk)
+            assert verdict.is_valid == fresh.is_active, person.username
+            if fresh.is_active:
+                assert (name not in verdict.lost) == allowed, (person.username, account.name)
