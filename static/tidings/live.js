@@ -50,6 +50,15 @@
 
   function capitalised(text) { return text ? text.charAt(0).toUpperCase() + text.slice(1) : ""; }
 
+  // As the server renders it (templates/feed/_activity.html): notes and mail to customers say so.
+  function kindLabel(activity) {
+    if (activity.internal) return "Internal note";
+    const details = activity.details || {};
+    if (activity.kind === "email" && details.direction === "outbound") return "Email to customer";
+    if (activity.kind === "email" && activity.parent && timeline && timeline.dataset.onlyParent) return "Email from customer";
+    return capitalised(activity.kind);
+  }
+
   function build(activity) {
     const template = document.getElementById("activity-template");
     const item = template.content.firstElementChild.cloneNode(true);
@@ -58,7 +67,8 @@
     item.id = "activity-" + activity.id;
     item.classList.add("kind-" + activity.kind);
     item.querySelector(".avatar").textContent = name.charAt(0).toUpperCase();
-    item.querySelector(".kind-badge").textContent = activity.kind.charAt(0).toUpperCase() + activity.kind.slice(1);
+    item.querySelector(".kind-badge").textContent = kindLabel(activity);
+    if (activity.internal) item.classList.add("internal-note");
     item.querySelector(".activity-author").textContent = name;
     const time = item.querySelector("time");
     time.dateTime = activity.occurred_at;
