@@ -25,7 +25,8 @@ import psycopg
 
 from bench.feed import build as feed_build
 
-DB_NAME = "tidings_dashbench"
+# Its own copy per checkout when engineers benchmark side by side (TIDINGS_DASHBENCH_DB).
+DB_NAME = os.environ.get("TIDINGS_DASHBENCH_DB", "tidings_dashbench")
 DATABASE_URL = (
     f"postgres://{feed_build.PG_USER}@{feed_build.PG_HOST}:{feed_build.PG_PORT}/{DB_NAME}"
 )

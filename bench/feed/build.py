@@ -314,8 +314,8 @@ def _follows(conn: psycopg.Connection[Any], account_ct: int) -> None:
     )
     conn.execute(
         """
-        INSERT INTO feed_follow (created_at, account_id, user_id, kinds)
-        SELECT now(), account_id, user_id, '[]'::jsonb FROM bench_feed_follows
+        INSERT INTO feed_follow (created_at, account_id, user_id, kinds, delivery)
+        SELECT now(), account_id, user_id, '[]'::jsonb, '' FROM bench_feed_follows
         ORDER BY user_id, account_id
         """
     )
