@@ -299,6 +299,7 @@ def test_request_page_sends_a_reply_to_the_customer(cast: Cast) -> None:
     assert reply.details["direction"] == "outbound"
     page = _page(cast.owner).get(f"/requests/{request.pk}/").content.decode()
     assert "Email to customer" in page and f"To {CUSTOMER}" in page
+    assert f"Raised by email from {CUSTOMER}" in page and f"{CUSTOMER} raised it by email" in page
 
 
 def test_unsent_replies_are_swept_out_once(cast: Cast) -> None:
