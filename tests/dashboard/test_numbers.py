@@ -31,6 +31,7 @@ from feed.actions import (
     set_task_done,
     update_request,
 )
+from feed.actions.touches import refresh_touches
 from feed.models import Activity
 from tests.conftest import Cast, make_account
 
@@ -41,8 +42,11 @@ def _soon() -> dt.datetime:
 
 
 def _at(activity: Activity, days_ago: float) -> None:
+    """Move an activity into the past. No action rewrites history, so the accounts' last touch
+    (kept by the actions) is read again here, as after a move."""
     moment = timezone.now() - dt.timedelta(days=days_ago)
     Activity.objects.filter(pk=activity.pk).update(occurred_at=moment)
+    refresh_touches([activity.account_id])
 
 
 @pytest.fixture
