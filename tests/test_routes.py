@@ -368,6 +368,10 @@ def test_route_answers_each_role(cast: Cast, name: str, role: str) -> None:
     else:
         response = getattr(client, method)(path(ids), data or {})
     assert response.status_code == expected[role], (name, role, response.content[:200])
+    if response.get("Content-Type", "").startswith("text/html"):
+        # A multi-line {# #} is not a Django comment: it would be printed on the page.
+        for syntax in (b"{#", b"#}", b"{%", b"%}", b"{{", b"}}"):
+            assert syntax not in response.content, (name, role, syntax)
     if name == "account-compose" and role in ("anonymous", "outsider"):
         assert (Activity.objects.count(), Event.objects.count()) == writes_before
     if role == "anonymous" and response.status_code == 302 and name not in ("logout",):

@@ -40,6 +40,9 @@ def test_seed_demo_builds_the_org_once() -> None:
     assert set(Account.objects.values_list("team__name", flat=True)) == {"East", "West"}
     assert first["Account"] >= 40
     assert not Contact.objects.filter(emails__isnull=True).exists()
+    addresses = [*ContactEmail.objects.values_list("address", flat=True)]
+    addresses += [*Lead.objects.values_list("email", flat=True)]
+    assert all(address.isascii() for address in addresses), "a demo address with a UTF-8 mailbox"
     assert set(Lead.objects.values_list("group", flat=True)) == {"live", "names", "dead"}
     kinds = set(Activity.objects.values_list("kind", flat=True))
     assert kinds == {k for k in Activity.Kind.values}

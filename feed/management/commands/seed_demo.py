@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import unicodedata
 from decimal import Decimal
 from typing import Any
 
@@ -184,6 +185,12 @@ REQUEST_SUBJECTS = [
 ]
 
 
+def _mailbox(first: str, last: str, domain: str) -> str:
+    """first.last@domain as mail systems write it: "Tomás" gives "tomas", not UTF-8."""
+    local = unicodedata.normalize("NFKD", f"{first}.{last}").encode("ascii", "ignore").decode()
+    return f"{local}@{domain}".lower()
+
+
 class Command(BaseCommand):
     help = "Create (or refresh) the demo org: teams, users, accounts, contacts, history."
 
@@ -266,7 +273,7 @@ class Command(BaseCommand):
                     last_name=last,
                     title=rng.choice(TITLES),
                     phone=f"+1 555 {rng.randint(100, 999)} {rng.randint(1000, 9999)}",
-                    emails=[f"{first}.{last}@{domain}".lower()],
+                    emails=[_mailbox(first, last, domain)],
                 )
             )
         today = timezone.localdate()
@@ -342,110 +349,175 @@ class Command(BaseCommand):
         rng: random.Random,
     ) -> None:
         """One believable entry of history of `kind`, at `when`, through the feed's actions."""
+        seed = getattr(self, f"_seed_{kind}")
+        seed(account, when, author, owner, contact, rng)
+
+    def _seed_post(
+        self,
+        account: Account,
+        when: dt.datetime,
+        author: User,
+        owner: User,
+        contact: Any,
+        rng: random.Random,
+    ) -> None:
+        who = contact.full_name
+        thread = log_activity(
+            actor=author,
+            account=account,
+            kind="post",
+            occurred_at=when,
+            body=rng.choice(POSTS).format(contact=who),
+        )
+        if rng.random() < 0.5:
+            reply = add_comment(
+                actor=owner, parent=thread, body="Thanks, I'll follow up this week."
+            )
+            Activity.objects.filter(pk=reply.pk).update(occurred_at=when + dt.timedelta(hours=2))
+
+    def _seed_email(
+        self,
+        account: Account,
+        when: dt.datetime,
+        author: User,
+        owner: User,
+        contact: Any,
+        rng: random.Random,
+    ) -> None:
         who = contact.full_name
         address = contact.emails.first().address
-        if kind == "post":
-            thread = log_activity(
-                actor=author,
-                account=account,
-                kind="post",
-                occurred_at=when,
-                body=rng.choice(POSTS).format(contact=who),
-            )
-            if rng.random() < 0.5:
-                reply = add_comment(
-                    actor=owner, parent=thread, body="Thanks, I'll follow up this week."
-                )
-                Activity.objects.filter(pk=reply.pk).update(
-                    occurred_at=when + dt.timedelta(hours=2)
-                )
-        elif kind == "email":
-            log_activity(
-                actor=None,
-                account=account,
-                kind="email",
-                occurred_at=when,
-                subject=f"Re: {account.name} proposal",
-                body=(
-                    f"Hi {owner.first_name},\n\nThanks for the call. "
-                    f"Could you send the updated terms?\n\n{who}"
-                ),
-                details={"direction": "inbound", "from": address, "to": [owner.email], "cc": []},
-            )
-        elif kind == "call":
-            log_call(
-                actor=author,
-                account=account,
-                contact=contact,
-                occurred_at=when,
-                body="Discussed rollout timeline and next steps.",
-                duration_seconds=rng.randint(5, 45) * 60,
-                outcome=rng.choice(CALL_OUTCOMES),
-            )
-        elif kind == "meeting":
-            # Some meetings lie ahead, so the 360 page has upcoming ones.
-            starts = (
-                when
-                if rng.random() < 0.6
-                else timezone.now() + dt.timedelta(days=rng.randint(1, 14))
-            )
-            log_meeting(
-                actor=author,
-                account=account,
-                subject=f"{account.name} quarterly review",
-                body="Reviewed adoption numbers and the open support items.",
-                starts_at=starts,
-                ends_at=starts + dt.timedelta(hours=1),
-                users=[owner],
-                contacts=[contact],
-                decisions=["Pilot a second team"],
-                action_items=[
-                    {
-                        "subject": f"Send pilot plan to {who}",
-                        "assignee": owner,
-                        "due_at": starts + dt.timedelta(days=rng.randint(1, 20)),
-                    }
-                ],
-            )
-        elif kind == "task":
-            task = create_task(
-                actor=author,
-                account=account,
-                subject=f"Send the revised quote to {who}",
-                assignee=owner,
-                due_at=when + dt.timedelta(days=rng.randint(1, 20)),
-                contact=contact,
-            )
-            Activity.objects.filter(pk=task.pk).update(occurred_at=when)
-            if rng.random() < 0.6:
-                set_task_done(actor=owner, task=task)
-        elif kind == "request":
-            log_activity(
-                actor=author,
-                account=account,
-                kind="request",
-                occurred_at=when,
-                subject=rng.choice(REQUEST_SUBJECTS),
-                body=f"Reported by {who}.",
-                status=rng.choice(["open", "in_progress", "resolved"]),
-                priority=rng.choice(["low", "normal", "normal", "high", "urgent"]),
-                queue=default_queue(),
-                due_at=when + dt.timedelta(days=2),
-            )
-        elif kind == "change":
-            log_activity(
-                actor=owner,
-                account=account,
-                kind="change",
-                occurred_at=when,
-                subject="Opportunity stage changed",
-                details={
-                    "field": "stage",
-                    "label": "Stage",
-                    "old": "Qualification",
-                    "new": "Proposal",
-                },
-            )
+        log_activity(
+            actor=None,
+            account=account,
+            kind="email",
+            occurred_at=when,
+            subject=f"Re: {account.name} proposal",
+            body=(
+                f"Hi {owner.first_name},\n\nThanks for the call. "
+                f"Could you send the updated terms?\n\n{who}"
+            ),
+            details={"direction": "inbound", "from": address, "to": [owner.email], "cc": []},
+        )
+
+    def _seed_call(
+        self,
+        account: Account,
+        when: dt.datetime,
+        author: User,
+        owner: User,
+        contact: Any,
+        rng: random.Random,
+    ) -> None:
+        log_call(
+            actor=author,
+            account=account,
+            contact=contact,
+            occurred_at=when,
+            body="Discussed rollout timeline and next steps.",
+            duration_seconds=rng.randint(5, 45) * 60,
+            outcome=rng.choice(CALL_OUTCOMES),
+        )
+
+    def _seed_meeting(
+        self,
+        account: Account,
+        when: dt.datetime,
+        author: User,
+        owner: User,
+        contact: Any,
+        rng: random.Random,
+    ) -> None:
+        who = contact.full_name
+        # Some meetings lie ahead, so the 360 page has upcoming ones.
+        starts = (
+            when if rng.random() < 0.6 else timezone.now() + dt.timedelta(days=rng.randint(1, 14))
+        )
+        log_meeting(
+            actor=author,
+            account=account,
+            subject=f"{account.name} quarterly review",
+            body="Reviewed adoption numbers and the open support items.",
+            starts_at=starts,
+            ends_at=starts + dt.timedelta(hours=1),
+            users=[owner],
+            contacts=[contact],
+            decisions=["Pilot a second team"],
+            action_items=[
+                {
+                    "subject": f"Send pilot plan to {who}",
+                    "assignee": owner,
+                    "due_at": starts + dt.timedelta(days=rng.randint(1, 20)),
+                }
+            ],
+        )
+
+    def _seed_task(
+        self,
+        account: Account,
+        when: dt.datetime,
+        author: User,
+        owner: User,
+        contact: Any,
+        rng: random.Random,
+    ) -> None:
+        who = contact.full_name
+        task = create_task(
+            actor=author,
+            account=account,
+            subject=f"Send the revised quote to {who}",
+            assignee=owner,
+            due_at=when + dt.timedelta(days=rng.randint(1, 20)),
+            contact=contact,
+        )
+        Activity.objects.filter(pk=task.pk).update(occurred_at=when)
+        if rng.random() < 0.6:
+            set_task_done(actor=owner, task=task)
+
+    def _seed_request(
+        self,
+        account: Account,
+        when: dt.datetime,
+        author: User,
+        owner: User,
+        contact: Any,
+        rng: random.Random,
+    ) -> None:
+        who = contact.full_name
+        log_activity(
+            actor=author,
+            account=account,
+            kind="request",
+            occurred_at=when,
+            subject=rng.choice(REQUEST_SUBJECTS),
+            body=f"Reported by {who}.",
+            status=rng.choice(["open", "in_progress", "resolved"]),
+            priority=rng.choice(["low", "normal", "normal", "high", "urgent"]),
+            queue=default_queue(),
+            due_at=when + dt.timedelta(days=2),
+        )
+
+    def _seed_change(
+        self,
+        account: Account,
+        when: dt.datetime,
+        author: User,
+        owner: User,
+        contact: Any,
+        rng: random.Random,
+    ) -> None:
+        log_activity(
+            actor=owner,
+            account=account,
+            kind="change",
+            occurred_at=when,
+            subject="Opportunity stage changed",
+            details={
+                "field": "stage",
+                "label": "Stage",
+                "old": "Qualification",
+                "new": "Proposal",
+            },
+        )
 
     def _follows(self, users: dict[str, User]) -> None:
         """Managers and support follow some accounts explicitly (owners follow theirs already)."""
@@ -463,7 +535,7 @@ class Command(BaseCommand):
             first, last = FIRST[index], LAST[-index - 1]
             colour = rng.choice(["Blue", "Red", "Silver", "Green"])
             company = f"{colour} {rng.choice(['Harbor', 'Peak', 'Field', 'Bridge'])} {index}"
-            email = f"{first}.{last}@lead{index}.example".lower()
+            email = _mailbox(first, last, f"lead{index}.example")
             if Lead.objects.filter(email=email).exists():
                 continue
             actions.create_lead(
