@@ -19,8 +19,7 @@ from integrations.support.replies import customer_reply_message
 from tests.browser.conftest import LiveServer
 from tests.browser.test_live_post import WAIT_MS, log_in
 from tests.conftest import Cast
-from tests.integrations.messages import email as raw_email
-from tests.integrations.messages import ingest
+from tests.integrations.messages import request_by_mail
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -147,7 +146,7 @@ def _phone_screenshots(pages: dict[str, Page], artifacts: Path, moment: str) -> 
 def test_support_replies_to_a_customer_by_email_and_notes_stay_inside(
     cast: Cast, live_server_daphne: LiveServer, chromium: Browser, artifacts: Path
 ) -> None:
-    request_id = _in_a_thread(_mailed_request)
+    request_id = _in_a_thread(lambda: request_by_mail(subject="Invoice page shows an error").pk)
     carol = log_in(chromium, live_server_daphne, "carol")
     alice = log_in(chromium, live_server_daphne, "alice")
     pages = {"carol": carol, "alice": alice}
@@ -179,14 +178,3 @@ def test_support_replies_to_a_customer_by_email_and_notes_stay_inside(
     assert isinstance(reply, Activity) and reply.details["direction"] == "outbound"
     message = customer_reply_message(reply, None).message().as_string()
     assert "the invoice page works again" in message and "Refund approved" not in message
-
-
-def _mailed_request() -> int:
-    inbound = ingest(
-        raw_email(
-            to="Acme Support <support@inbound.tidings.example>",
-            subject="Invoice page shows an error",
-            body="Hello,\n\nThe invoice page shows an error since Monday.\n\nMaria",
-        )
-    )
-    return int(Activity.objects.get(kind="request", details__email=inbound.activity_id).pk)

@@ -30,7 +30,8 @@ from integrations.support.replies import (
 from notifications.models import Notification
 from tests.conftest import Cast, client_for, work_happenings
 from tests.integrations.messages import email as raw_email
-from tests.integrations.messages import ingest
+from tests.integrations.messages import ingest, request_by_mail
+from tests.notifications.test_fan_out import told
 
 CUSTOMER = "maria@acme.example"
 
@@ -43,24 +44,7 @@ def _page(user: Any) -> Client:
 
 def _mailed_request(cast: Cast) -> Activity:
     """A request Maria raised by writing to the support address."""
-    inbound = ingest(
-        raw_email(
-            to="Acme Support <support@inbound.tidings.example>",
-            subject="Invoices will not download",
-            body="Hello,\n\nThe invoice page shows an error since Monday.\n\nMaria",
-            message_id="<invoices-1@mail.acme.example>",
-        )
-    )
-    assert inbound.status == InboundEmail.Status.PROCESSED, inbound.reason
-    return Activity.objects.get(kind="request", details__email=inbound.activity_id)
-
-
-def _told(user: Any) -> list[tuple[str, int]]:
-    return list(
-        Notification.objects.filter(recipient=user)
-        .order_by("id")
-        .values_list("kind", "activity_id")
-    )
+    return request_by_mail(message_id="<invoices-1@mail.acme.example>")
 
 
 # --- Internal notes ---------------------------------------------------------------------------
@@ -156,10 +140,10 @@ def test_notes_notify_as_replies_do(cast: Cast) -> None:
     )
     work_happenings()
     # The author and the thread's follower hear of it as a reply; a mentioned manager as a mention.
-    assert _told(cast.owner)[-1] == ("reply", note.pk)
-    assert _told(cast.teammate) == [("reply", note.pk)]
-    assert _told(cast.manager) == [("mention", note.pk)]
-    assert _told(cast.outsider) == [] and _told(cast.support) == []
+    assert told(cast.owner)[-1] == ("reply", note.pk)
+    assert told(cast.teammate) == [("reply", note.pk)]
+    assert told(cast.manager) == [("mention", note.pk)]
+    assert told(cast.outsider) == [] and told(cast.support) == []
     title = Notification.objects.get(recipient=cast.teammate).title
     assert title == "carol added an internal note to a request on Acme Logistics"
 
