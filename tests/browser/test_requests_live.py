@@ -146,7 +146,9 @@ def _phone_screenshots(pages: dict[str, Page], artifacts: Path, moment: str) -> 
 def test_support_replies_to_a_customer_by_email_and_notes_stay_inside(
     cast: Cast, live_server_daphne: LiveServer, chromium: Browser, artifacts: Path
 ) -> None:
-    request_id = _in_a_thread(lambda: request_by_mail(subject="Invoice page shows an error").pk)
+    mailed = _in_a_thread(lambda: request_by_mail(subject="Invoice page shows an error"))
+    assert isinstance(mailed, Activity)
+    request_id = mailed.pk
     carol = log_in(chromium, live_server_daphne, "carol")
     alice = log_in(chromium, live_server_daphne, "alice")
     pages = {"carol": carol, "alice": alice}
