@@ -265,45 +265,46 @@ def _amount(text: str | None) -> Decimal | None:
 
 def pipeline_movement(scope: Scope, *, limit: int = ROW_LIMIT) -> PipelineMovement:
     """Stage and amount changes of opportunities in the period, from the tracked changes
-    (`change` activities). One query; the newest `limit` are listed, all are counted."""
-    changes = (
-        Activity.objects.filter(
-            kind=Activity.Kind.CHANGE,
-            deleted_at__isnull=True,
-            occurred_at__gte=scope.since,
-            occurred_at__lt=scope.now,
-            account__in=scope.team_accounts,
-        )
-        .filter(
-            Q(details__fields__has_key="stage")
-            | Q(details__fields__has_key="amount")
-            # The older one-field shape ({"field": "stage", "old": ..., "new": ...}).
-            | Q(details__field__in=["stage", "amount"])
-        )
-        .select_related("author", "account")
-        .order_by("-occurred_at", "-id")
+    (`change` activities): all counted from their `details` alone, the newest `limit` listed
+    with their author and account. Two queries: building every change of a month as a model
+    instance cost more than the query (docs/benchmarks-dashboard.md)."""
+    changes = Activity.objects.filter(
+        kind=Activity.Kind.CHANGE,
+        deleted_at__isnull=True,
+        occurred_at__gte=scope.since,
+        occurred_at__lt=scope.now,
+        account__in=scope.team_accounts,
+    ).filter(
+        Q(details__fields__has_key="stage")
+        | Q(details__fields__has_key="amount")
+        # The older one-field shape ({"field": "stage", "old": ..., "new": ...}).
+        | Q(details__field__in=["stage", "amount"])
     )
     movement = PipelineMovement()
-    for change in changes:
-        fields = change.details.get("fields") or {
-            change.details.get("field"): {
-                "old": change.details.get("old"),
-                "new": change.details.get("new"),
-            }
-        }
-        stage, amount = fields.get("stage"), fields.get("amount")
-        delta = None
+    deltas: dict[int, Decimal | None] = {}
+    for pk, details in changes.values_list("pk", "details"):
+        stage, amount = _stage_and_amount(details)
+        deltas[pk] = None
         if amount is not None:
             movement.amount_changes += 1
             old, new = _amount(amount.get("old")), _amount(amount.get("new"))
-            delta = (new or Decimal(0)) - (old or Decimal(0))
-            movement.net_amount += delta
+            deltas[pk] = (new or Decimal(0)) - (old or Decimal(0))
+            movement.net_amount += deltas[pk] or Decimal(0)
         if stage is not None:
             movement.stage_changes += 1
             movement.by_stage[stage["new"]] = movement.by_stage.get(stage["new"], 0) + 1
-        if len(movement.rows) < limit:
-            movement.rows.append(PipelineChange(change, stage, amount, delta))
+    newest = changes.select_related("author", "account").order_by("-occurred_at", "-id")[:limit]
+    for change in newest:
+        stage, amount = _stage_and_amount(change.details)
+        movement.rows.append(PipelineChange(change, stage, amount, deltas.get(change.pk)))
     return movement
+
+
+def _stage_and_amount(details: dict[str, Any]) -> tuple[dict[str, str] | None, ...]:
+    fields = details.get("fields") or {
+        details.get("field"): {"old": details.get("old"), "new": details.get("new")}
+    }
+    return fields.get("stage"), fields.get("amount")
 
 
 @dataclass

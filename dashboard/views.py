@@ -51,20 +51,22 @@ def _panels(scope: Scope, query: str) -> dict[str, Any]:
     """What the four tables and their charts show: the page's and the live refresh's context."""
     reps = activity_by_rep(scope)
     work = open_work(scope)
+    activity_chart = charts.stacked_bars(
+        [(r.person.display_name, [getattr(r, s) for s, _ in ACTIVITY_SERIES]) for r in reps],
+        ACTIVITY_SERIES,
+    )
+    work_chart = charts.stacked_bars(
+        [(w.person.display_name, [getattr(w, s) for s, _ in WORK_SERIES]) for w in work],
+        WORK_SERIES,
+    )
     return {
         "scope": scope,
         "reps": reps,
-        "activity_chart": charts.stacked_bars(
-            [(r.person.display_name, [getattr(r, s) for s, _ in ACTIVITY_SERIES]) for r in reps],
-            ACTIVITY_SERIES,
-        ),
+        "activity_chart_svg": activity_chart.svg("Activity by rep"),
         "cold": cold_accounts(scope),
         "pipeline": pipeline_movement(scope),
         "work": work,
-        "work_chart": charts.stacked_bars(
-            [(w.person.display_name, [getattr(w, s) for s, _ in WORK_SERIES]) for w in work],
-            WORK_SERIES,
-        ),
+        "work_chart_svg": work_chart.svg("Overdue work by person"),
         "query": query,
     }
 
