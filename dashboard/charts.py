@@ -15,6 +15,9 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
+LEGEND_COLUMNS = 3
+LEGEND_ROW = 16
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -42,16 +45,24 @@ class Chart:
     series: list[tuple[str, str]]  # (css name, legend label)
 
     @property
-    def legend(self) -> list[tuple[str, str, int]]:
-        """(css name, label, x) of each legend entry, spread over the width."""
-        step = (self.width - 20) // max(len(self.series), 1)
-        return [(name, label, 10 + i * step) for i, (name, label) in enumerate(self.series)]
+    def legend(self) -> list[tuple[str, str, int, int]]:
+        """(css name, label, x, y) of each legend entry: three to a row, so that long labels
+        ("Requests raised") are never cut off at the chart's edge."""
+        step = (self.width - 20) // LEGEND_COLUMNS
+        return [
+            (name, label, 10 + (i % LEGEND_COLUMNS) * step, (i // LEGEND_COLUMNS) * LEGEND_ROW)
+            for i, (name, label) in enumerate(self.series)
+        ]
+
+    @property
+    def legend_height(self) -> int:
+        return -(-len(self.series) // LEGEND_COLUMNS) * LEGEND_ROW
 
     def svg(self, title: str) -> SafeString:
         """The chart as an SVG image; every text in it is escaped."""
         parts = [
             f'<div class="chart-scroll"><svg class="chart" role="img" aria-label="{escape(title)}"'
-            f' viewBox="0 0 {self.width} {self.height + 24}" width="100%"'
+            f' viewBox="0 0 {self.width} {self.height + 8 + self.legend_height}" width="100%"'
             ' preserveAspectRatio="xMinYMin meet">'
         ]
         text_y = self.bar_height - 4
@@ -73,9 +84,9 @@ class Chart:
                 f'<text x="{end + 4:g}" y="{text_y}" class="chart-total">{bar.total}</text></g>'
             )
         parts.append(f'<g transform="translate(0 {self.height + 6})" class="chart-legend">')
-        for name, legend, x in self.legend:
+        for name, legend, x, y in self.legend:
             parts.append(
-                f'<g transform="translate({x} 0)"><rect width="10" height="10"'
+                f'<g transform="translate({x} {y})"><rect width="10" height="10"'
                 f' class="series-{name}"/><text x="14" y="10">{escape(legend)}</text></g>'
             )
         parts.append("</g></svg></div>")

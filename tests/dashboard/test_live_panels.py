@@ -20,7 +20,7 @@ from feed.actions import (
 )
 from feed.models import Activity
 from realtime.models import Event
-from tests.conftest import Cast
+from tests.conftest import Cast, make_user
 
 
 def _page(user: Any) -> Client:
@@ -118,3 +118,11 @@ def test_what_moves_a_members_numbers_reaches_the_team_stream(cast: Cast) -> Non
     assert _team_events(cast, last) == []
     # And nothing of East's reaches West's stream.
     assert not Event.objects.filter(stream=f"team:{cast.west.pk}", id__gt=last).exists()
+
+
+def test_names_in_the_charts_and_tables_are_escaped(cast: Cast) -> None:
+    make_user("mallory", team=cast.east, first_name='<img src=x onerror="alert(1)">')
+    html = _page(cast.manager).get("/dashboard/panels/").content.decode()
+    assert "<img src=x" not in html
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
+    assert html.count('class="chart"') == 2
