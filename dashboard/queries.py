@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet, Window
 from django.utils import timezone
 
 from crm.models import Account, AccountTeamMember, Team, User
@@ -65,7 +65,12 @@ class Scope:
         return self.accounts.filter(owner_id=self.viewer.pk)
 
     @property
-    def person_ids(self) -> list[int]:
+    def person_ids(self) -> QuerySet[User, Any] | list[int]:
+        """The people in scope, for SQL: a team's members as a subquery (the same rule as
+        `people`). A list of 200 ids put 600 parameters in a panel's query, and psycopg's
+        handling of them cost more than PostgreSQL's answer (docs/benchmarks-dashboard.md)."""
+        if self.team is not None:
+            return User.objects.filter(team_id=self.team.pk, is_active=True).values("pk")
         return [person.pk for person in self.people]
 
 
@@ -217,9 +222,9 @@ def cold_accounts(scope: Scope, *, limit: int = ROW_LIMIT) -> ColdAccounts:
     """Accounts the people in scope own or follow with no customer-facing activity (email,
     meeting, call) for `scope.cold_days` days, coldest first, all counted, `limit` listed.
 
-    Two queries (the count, the coldest), each one join of the watched accounts with their last
-    touch (`feed.AccountTouch`, kept by the actions): reading the timelines instead meant three
-    index seeks per watched account, 42 ms for a 2,000-account team.
+    One query (the coldest, each row carrying the count as a window), a join of the watched
+    accounts with their last touch (`feed.AccountTouch`, kept by the actions): reading the
+    timelines instead meant three index seeks per watched account, 42 ms for 2,000 accounts.
     """
     people = scope.person_ids
     watched = (
@@ -233,10 +238,10 @@ def cold_accounts(scope: Scope, *, limit: int = ROW_LIMIT) -> ColdAccounts:
     )
     rows = list(
         cold.select_related("owner")
-        .annotate(last_touch=F("touch__last_touch_at"))
+        .annotate(last_touch=F("touch__last_touch_at"), cold_count=Window(Count("pk")))
         .order_by(F("touch__last_touch_at").asc(nulls_first=True), "pk")[:limit]
     )
-    return ColdAccounts(count=cold.count(), rows=rows)
+    return ColdAccounts(count=rows[0].cold_count if rows else 0, rows=rows)  # type: ignore[attr-defined]
 
 
 @dataclass
