@@ -62,7 +62,7 @@ def main() -> None:
     from django.test import RequestFactory
     from django.utils import timezone
 
-    from bench.dashboard.build import MANAGER, SUPPORT
+    from bench.dashboard.build import MANAGER, SQUAD_MANAGER, SUPPORT
     from crm.models import User
     from dashboard import queries as panels
     from dashboard import views as dashboard_views
@@ -75,6 +75,7 @@ def main() -> None:
     last = Activity.objects.order_by("-occurred_at").values_list("occurred_at", flat=True)[0]
     now = last + dt.timedelta(seconds=1)
     manager = User.objects.get(pk=MANAGER)
+    squad = User.objects.get(pk=SQUAD_MANAGER)
     support = User.objects.get(pk=SUPPORT)
     rep = User.objects.get(pk=1)
     results = []
@@ -87,6 +88,7 @@ def main() -> None:
         ("manager week", manager, {"period": "week"}),
         ("manager month", manager, {"period": "month"}),
         ("manager month, one region", manager, {"period": "month", "region": "Region 1"}),
+        ("manager of 20 month", squad, {"period": "month"}),
         ("rep month (own numbers)", rep, {"period": "month"}),
     ]:
         scope = panels.dashboard_scope(user, params, now=now)
@@ -127,11 +129,19 @@ def main() -> None:
     # fetches again when the team's stream moves.
     with mock.patch.object(timezone, "now", return_value=now):
         add(
+            "page /dashboard/ (manager of 20, month)",
+            page(dashboard_views.dashboard, "/dashboard/?period=month", squad),
+        )
+        add(
+            "live refresh /dashboard/panels/ (manager of 20, month)",
+            page(dashboard_views.panels, "/dashboard/panels/?period=month", squad),
+        )
+        add(
             "page /dashboard/ (manager of 203, month)",
             page(dashboard_views.dashboard, "/dashboard/?period=month", manager),
         )
         add(
-            "live refresh /dashboard/panels/ (month)",
+            "live refresh /dashboard/panels/ (manager of 203, month)",
             page(dashboard_views.panels, "/dashboard/panels/?period=month", manager),
         )
         add("page /requests/ (support)", page(support_views.queue, "/requests/", support))
