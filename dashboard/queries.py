@@ -14,8 +14,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import EmptyResultSet
-from django.db import connection
 from django.db.models import Count, F, Q, QuerySet, Window
 from django.utils import timezone
 
@@ -156,7 +154,13 @@ def activity_by_rep(scope: Scope) -> list[RepActivity]:
         deleted_at__isnull=True,
         account__in=scope.accounts,
     )
-    counts = _per_person(mine)
+    counts = {
+        row["author_id"]: row
+        for row in mine.values("author_id").annotate(
+            **{kind: Count("id", filter=Q(kind=kind)) for kind in KINDS_COUNTED},
+            accounts_touched=Count("account_id", distinct=True),
+        )
+    }
     done = dict(
         Activity.objects.filter(
             kind=Activity.Kind.TASK,
@@ -182,34 +186,6 @@ def activity_by_rep(scope: Scope) -> list[RepActivity]:
             )
         )
     return rows
-
-
-def _per_person(mine: QuerySet[Activity]) -> dict[int, dict[str, int]]:
-    """Counts per author of `mine` by kind, and the distinct accounts they touched.
-
-    Counted per author and account first, then per author: COUNT(DISTINCT account) over a
-    month of a 200-person team (17,000 rows) made PostgreSQL sort them all, most of the panel's
-    time; two hash aggregates do not sort (docs/benchmarks-dashboard.md). Still one query.
-    """
-    inner = (
-        mine.values("author_id", "account_id")
-        .annotate(**{kind: Count("id", filter=Q(kind=kind)) for kind in KINDS_COUNTED})
-        .order_by()
-    )
-    try:
-        sql, params = inner.query.sql_with_params()
-    except EmptyResultSet:  # nobody in scope, or no account visible: nothing to count
-        return {}
-    sums = ", ".join(f'SUM(per_account."{kind}")' for kind in KINDS_COUNTED)
-    outer = (
-        f"SELECT per_account.author_id, {sums}, COUNT(*) FROM ({sql}) per_account "  # noqa: S608 - column names are module constants; values are parameters
-        "GROUP BY per_account.author_id"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(outer, params)
-        rows = cursor.fetchall()
-    names = [*KINDS_COUNTED, "accounts_touched"]
-    return {row[0]: dict(zip(names, (int(n) for n in row[1:]), strict=True)) for row in rows}
 
 
 @dataclass
