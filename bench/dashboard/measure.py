@@ -128,22 +128,15 @@ def main() -> None:
     # as the panels' cases do: the page a manager opens, and the fragment its live refresh
     # fetches again when the team's stream moves.
     with mock.patch.object(timezone, "now", return_value=now):
-        add(
-            "page /dashboard/ (manager of 20, month)",
-            page(dashboard_views.dashboard, "/dashboard/?period=month", squad),
-        )
-        add(
-            "live refresh /dashboard/panels/ (manager of 20, month)",
-            page(dashboard_views.panels, "/dashboard/panels/?period=month", squad),
-        )
-        add(
-            "page /dashboard/ (manager of 203, month)",
-            page(dashboard_views.dashboard, "/dashboard/?period=month", manager),
-        )
-        add(
-            "live refresh /dashboard/panels/ (manager of 203, month)",
-            page(dashboard_views.panels, "/dashboard/panels/?period=month", manager),
-        )
+        for who, user in [("manager of 20", squad), ("manager of 203", manager)]:
+            add(
+                f"page /dashboard/ ({who}, month)",
+                page(dashboard_views.dashboard, "/dashboard/?period=month", user),
+            )
+            add(
+                f"live refresh /dashboard/panels/ ({who}, month)",
+                page(dashboard_views.panels, "/dashboard/panels/?period=month", user),
+            )
         add("page /requests/ (support)", page(support_views.queue, "/requests/", support))
     print(json.dumps({"now": now.isoformat(), "results": results}))
 
