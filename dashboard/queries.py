@@ -327,7 +327,10 @@ def team_ticker(
     scope: Scope, *, kind: str | None = None, person: str | None = None, limit: int = 30
 ) -> list[Activity]:
     """The newest activity by the people in scope on accounts the reader can see (a team's: on
-    the team's accounts, as its live stream carries them). One query."""
+    the team's accounts, as its live stream carries them). Two queries: the newest ids (read
+    index-only through `feed_by_author_live`), then those rows with their joins by primary key.
+    In one query PostgreSQL spent 18-23 ms planning the joins with the visibility subqueries,
+    and for a small team read each member's whole history from the table (103 ms)."""
     recent = Activity.objects.filter(
         author_id__in=scope.person_ids,
         deleted_at__isnull=True,
@@ -339,8 +342,9 @@ def team_ticker(
         recent = recent.filter(kind=kind)
     if person:
         recent = recent.filter(author__username=person)
+    newest = list(recent.order_by("-occurred_at", "-id").values_list("pk", flat=True)[:limit])
     return list(
-        recent.select_related("author", "account", "assignee", "parent").order_by(
-            "-occurred_at", "-id"
-        )[:limit]
+        Activity.objects.filter(pk__in=newest)
+        .select_related("author", "account", "assignee", "parent")
+        .order_by("-occurred_at", "-id")
     )
