@@ -13,12 +13,14 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 - needs apps loaded
 from django.urls import path  # noqa: E402
 
+from integrations.email.asgi import RawInboundApp  # noqa: E402
 from realtime.auth import RealtimeAuthStack  # noqa: E402
 from realtime.consumers import StreamConsumer  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # The raw inbound route is answered before Django's handler (integrations/email/asgi.py).
+        "http": RawInboundApp(django_asgi_app),
         "websocket": RealtimeAuthStack(URLRouter([path("ws/", StreamConsumer.as_asgi())])),
     }
 )

@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "integrations",
     "support",
     "dashboard",
+    "privacy",
 ]
 
 MIDDLEWARE = [

@@ -21,6 +21,7 @@ from integrations.postmark import views as postmark_views
 from integrations.sendgrid import views as sendgrid_views
 from notifications import api as notifications_api
 from notifications import views as notifications_views
+from privacy import api as privacy_api
 from realtime import api as realtime_api
 from support import views as support_views
 
@@ -98,6 +99,26 @@ api_v1 = [
         "leads/<int:lead_id>/convert/", feed_api.LeadConvertView.as_view(), name="api-lead-convert"
     ),
     path(
+        "privacy/contacts/<int:contact_id>/export/",
+        privacy_api.ContactExportView.as_view(),
+        name="api-privacy-contact-export",
+    ),
+    path(
+        "privacy/contacts/<int:contact_id>/erase/",
+        privacy_api.ContactEraseView.as_view(),
+        name="api-privacy-contact-erase",
+    ),
+    path(
+        "privacy/leads/<int:lead_id>/export/",
+        privacy_api.LeadExportView.as_view(),
+        name="api-privacy-lead-export",
+    ),
+    path(
+        "privacy/leads/<int:lead_id>/erase/",
+        privacy_api.LeadEraseView.as_view(),
+        name="api-privacy-lead-erase",
+    ),
+    path(
         "integrations/inbound-emails/<int:inbound_id>/",
         integrations_api.InboundEmailStatusView.as_view(),
         name="api-inbound-email",
@@ -138,6 +159,7 @@ urlpatterns = [
         feed_views.activity_history,
         name="activity-history",
     ),
+    path("activities/<int:activity_id>/item/", feed_views.activity_item, name="activity-item"),
     path("activities/<int:activity_id>/<slug:verb>/", feed_views.act, name="activity-act"),
     path("notifications/", notifications_views.inbox, name="notification-inbox"),
     path("notifications/read/", notifications_views.mark_all_read, name="notification-read-all"),

@@ -30,13 +30,19 @@ class Happening:
 
 
 Listener = Callable[[Happening], object]
+ManyListener = Callable[[list[Happening]], object]
 _listeners: list[Listener] = []
+# A listener's way of taking many happenings at once (bulk writes: the inbound email worker).
+_many: dict[Listener, ManyListener] = {}
 _is_quiet: contextvars.ContextVar[bool] = contextvars.ContextVar("feed_quiet", default=False)
 
 
-def listen(listener: Listener) -> None:
+def listen(listener: Listener, *, many: ManyListener | None = None) -> None:
+    """Call `listener` for each happening; `many`, when given, takes a batch in one call."""
     if listener not in _listeners:
         _listeners.append(listener)
+    if many is not None:
+        _many[listener] = many
 
 
 @contextlib.contextmanager
@@ -54,3 +60,15 @@ def announce(happening: Happening) -> None:
         return
     for listener in _listeners:
         listener(happening)
+
+
+def announce_many(batch: list[Happening]) -> None:
+    """`announce` for a batch written together: each listener takes it in one call if it can."""
+    if _is_quiet.get() or not batch:
+        return
+    for listener in _listeners:
+        if listener in _many:
+            _many[listener](batch)
+        else:
+            for happening in batch:
+                listener(happening)

@@ -9,7 +9,10 @@ instance with the database converters the ORM would apply (JSON, SQLite datetime
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from typing import Any, Generic, TypeVar
 
 from django.db import connections
@@ -122,16 +125,18 @@ class ActivityColumns:
     """An activity under alias `a` with its author `au` and assignee `aa` joined in, and
     optionally its account `ac` and parent `ap` (for pages that show where a row comes from)."""
 
+    JOINS = (
+        "LEFT JOIN crm_user au ON au.id = a.author_id"
+        " LEFT JOIN crm_user aa ON aa.id = a.assignee_id"
+    )
+
     def __init__(self, connection: BaseDatabaseWrapper, *, with_context: bool = False) -> None:
         self.activity = columns_of(Activity, "a", connection)
         self.runs: list[tuple[Any, ModelColumns[Any]]] = [
             (_AUTHOR, columns_of(User, "au", connection, PERSON_FIELDS)),
             (_ASSIGNEE, columns_of(User, "aa", connection, PERSON_FIELDS)),
         ]
-        joins = [
-            "LEFT JOIN crm_user au ON au.id = a.author_id",
-            "LEFT JOIN crm_user aa ON aa.id = a.assignee_id",
-        ]
+        joins = [self.JOINS]
         if with_context:
             self.runs += [
                 (_ACCOUNT, columns_of(Account, "ac", connection)),
@@ -153,3 +158,98 @@ class ActivityColumns:
             field.set_cached_value(activity, columns.load(row, start))
             start += columns.width
         return activity
+
+
+# --- Records: what the JSON of an activity reads, without model instances ---------------------
+#
+# A home-feed page through the API needs no model behaviour, only the fields that
+# `feed.serializers.activity_json` reads; building ~75 model instances a page (activity, author,
+# assignee) was a third of the page's Python time (docs/benchmarks-feed.md).
+
+
+@dataclass(slots=True)
+class PersonRecord:
+    """The person fields the JSON shows; `display_name` as `crm.models.User.display_name`."""
+
+    pk: int
+    username: str
+    display_name: str
+
+
+def _person(pk: int | None, username: str, first_name: str, last_name: str) -> PersonRecord | None:
+    if pk is None:
+        return None
+    # The same rule as User.display_name (AbstractUser.get_full_name, else the username).
+    full_name = f"{first_name} {last_name}".strip()
+    return PersonRecord(pk, username, full_name or username)
+
+
+@dataclass(slots=True)
+class ActivityRecord:
+    """An activity as a page's JSON shows it (`feed.serializers.activity_json` reads either this
+    or an `Activity`)."""
+
+    pk: int
+    kind: str
+    account_id: int
+    contact_id: int | None
+    opportunity_id: int | None
+    parent_id: int | None
+    author_id: int | None
+    subject: str
+    body: str
+    occurred_at: dt.datetime
+    created_at: dt.datetime
+    edited_at: dt.datetime | None
+    assignee_id: int | None
+    due_at: dt.datetime | None
+    done_at: dt.datetime | None
+    starts_at: dt.datetime | None
+    ends_at: dt.datetime | None
+    duration_seconds: int | None
+    outcome: str
+    status: str
+    priority: str
+    queue_id: int | None
+    details: Any
+    reaction_summary: Any
+    author: PersonRecord | None = None
+    assignee: PersonRecord | None = None
+
+
+def _json(text: str) -> Any:
+    # Most rows have no details and no reactions: '{}' is common enough to skip the parser.
+    return {} if text == "{}" else json.loads(text)
+
+
+# The activity columns a record holds, in the order of its fields (its people are joined in).
+_RECORD_COLUMNS = tuple(
+    "id" if field.name == "pk" else field.name
+    for field in fields(ActivityRecord)
+    if field.name not in ("author", "assignee")
+)
+
+
+class ActivityRecordColumns:
+    """`ActivityColumns`' counterpart for records: the same aliases (`a`, `au`, `aa`) and joins,
+    only the columns the JSON reads, and no model instance built."""
+
+    joins = ActivityColumns.JOINS
+
+    def __init__(self) -> None:
+        people = ", ".join(
+            f'{alias}."{column}"'
+            for alias in ("au", "aa")
+            for column in ("id", "username", "first_name", "last_name")
+        )
+        self.select = ", ".join(f'a."{column}"' for column in _RECORD_COLUMNS) + ", " + people
+
+    def load(self, row: Sequence[Any]) -> ActivityRecord:
+        width = len(_RECORD_COLUMNS)
+        record = ActivityRecord(*row[:width])
+        # jsonb arrives as text (Django's psycopg setup), as JSONField.from_db_value expects.
+        record.details = _json(record.details)
+        record.reaction_summary = _json(record.reaction_summary)
+        record.author = _person(*row[width : width + 4])
+        record.assignee = _person(*row[width + 4 : width + 8])
+        return record

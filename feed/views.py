@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from crm.models import User
 from crm.queries import account_summary, merged_survivor_id
@@ -111,6 +111,20 @@ def activity_history(request: HttpRequest, activity_id: int) -> HttpResponse:
     return render(
         request, "feed/activity_history.html", {"activity": activity, "revisions": revisions}
     )
+
+
+@login_required
+@require_GET
+def activity_item(request: HttpRequest, activity_id: int) -> HttpResponse:
+    """One activity as the account page renders it in its timeline (`?on=home`: as the home page
+    does, with its account and the thread it replies to), for live.js to show an activity that
+    arrives over the socket exactly as a reload would: the same buttons for this reader, the same
+    facts. 404 when the reader may not see it (or it was deleted meanwhile)."""
+    activity = get_visible_activity(request.user, activity_id)
+    context = {"activity": activity, "show_account": request.GET.get("on") == "home"}
+    response = render(request, "feed/_activity.html", context)
+    response["Cache-Control"] = "no-store"  # buttons and likes change; never a stale copy
+    return response
 
 
 def _back(account_id: int, anchor: str = "") -> HttpResponse:

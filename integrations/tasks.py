@@ -1,8 +1,9 @@
-"""Celery tasks of the integrations. Each takes ids and calls one action.
+"""Celery tasks of the integrations. Each takes ids (or nothing) and calls one action.
 
 Retry policy: acknowledged late and re-queued if the worker dies (config/celery.py); a database
-outage is retried with backoff; the action itself is idempotent and gives a message up after a
-few attempts, so neither a retry nor a re-delivery ever posts twice or loops forever.
+outage is retried with backoff; the actions are idempotent (a drain claims only what no other
+holds) and give a message up after a few attempts, so neither a retry nor a re-delivery ever
+posts twice or loops forever.
 """
 
 from __future__ import annotations
@@ -11,33 +12,44 @@ import datetime as dt
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from django.db import DatabaseError
+from django.db import InterfaceError, OperationalError
 
 from integrations import actions
 from integrations.support import replies
 
-# Parsing is linear in the message (30 MB at most); this is an order of magnitude above the
-# slowest message of the malformed corpus. The hard limit stays below actions.CLAIM_LEASE.
+# A drain stops taking batches after actions.processing.DRAIN_SECONDS; this leaves a slow batch
+# (parsing is linear in the message, 30 MB at most) an order of magnitude above the slowest
+# message of the malformed corpus. The hard limit stays below actions.CLAIM_LEASE.
 SOFT_TIME_LIMIT = 60
 TIME_LIMIT = 90
+RETRY = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "soft_time_limit": SOFT_TIME_LIMIT,
+    "time_limit": TIME_LIMIT,
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": True,
+    "max_retries": 8,
+}
 
 
-@shared_task(
-    acks_late=True,
-    reject_on_worker_lost=True,
-    soft_time_limit=SOFT_TIME_LIMIT,
-    time_limit=TIME_LIMIT,
-    autoretry_for=(DatabaseError,),
-    retry_backoff=True,
-    max_retries=8,
-)
+@shared_task(**RETRY)
+def drain_inbound_emails() -> int:
+    """Process queued inbound email in batches until none is left (integrations.actions)."""
+    try:
+        return actions.drain_inbound_emails()
+    except SoftTimeLimitExceeded:
+        # The slow message ended failed, the rest went back to the queue: drain on.
+        actions.request_drain()
+        return 0
+
+
+@shared_task(**RETRY)
 def process_inbound_email(inbound_id: int) -> str:
+    """One message (tasks queued before batching existed, and `ingest_mail`'s old callers)."""
     try:
         inbound = actions.process_inbound_email(inbound_id=inbound_id)
     except SoftTimeLimitExceeded:
-        actions.give_up_inbound_email(
-            inbound_id=inbound_id, reason=f"Processing took over {SOFT_TIME_LIMIT} s."
-        )
         return "failed"
     return inbound.status if inbound is not None else "missing"
 
@@ -56,7 +68,7 @@ def prune_webhook_tokens() -> int:
     acks_late=True,
     reject_on_worker_lost=True,
     time_limit=60,
-    autoretry_for=(DatabaseError, OSError),
+    autoretry_for=(OperationalError, InterfaceError, OSError),
     retry_backoff=True,
     max_retries=8,
 )

@@ -7,7 +7,7 @@ class NotificationsConfig(AppConfig):
 
     def ready(self) -> None:
         from feed import happenings
-        from notifications.actions import note_happening
+        from notifications.actions import note_happening, note_happenings
 
         # What happens in the feed may concern people: the rules decide, in a Celery task.
-        happenings.listen(note_happening)
+        happenings.listen(note_happening, many=note_happenings)

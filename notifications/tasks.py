@@ -25,6 +25,13 @@ def notify_happening(happening_id: int) -> int:
 
 
 @shared_task(time_limit=300, soft_time_limit=280, **RETRY)
+def notify_happenings(happening_ids: list[int]) -> int:
+    """Many happenings (a batch of inbound email); a retry redoes only those still waiting,
+    since each is deleted with the notifications it made."""
+    return sum(actions.notify_happening(pk) for pk in happening_ids)
+
+
+@shared_task(time_limit=300, soft_time_limit=280, **RETRY)
 def sweep_happenings() -> int:
     return actions.sweep_happenings()
 

@@ -91,6 +91,9 @@ class Hub:
                     await self._presence_changed(str(message["stream"]))
                 elif message is not None and message.get("type") == "access":
                     self._access_changed(message.get("users"), message.get("session") or "")
+                elif message is not None and message.get("type") == "events":
+                    for event in message["events"]:  # a batch, in commit order
+                        self._take(event)
                 elif message is not None:
                     self._take(message["event"])
             except asyncio.CancelledError:

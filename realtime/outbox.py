@@ -15,7 +15,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Max, Q
 
-from realtime.channel import publish_message
+from realtime.channel import publish_message, publish_messages
 from realtime.models import Event
 
 # Arbitrary constant naming the event-sequencer advisory lock on PostgreSQL.
@@ -44,6 +44,40 @@ def record_event(*, stream: str, type: str, data: dict[str, Any], topic: str = "
     event = Event.objects.create(stream=stream, topic=topic, prev_id=prev_id, type=type, data=data)
     transaction.on_commit(partial(publish_message, event.as_message()))
     return event
+
+
+def record_events(items: list[tuple[str, str, dict[str, Any], str]]) -> list[Event]:
+    """`record_event` for many events at once: (stream, type, data, topic) each, in order.
+
+    One lock, one read of the newest id, one INSERT and one publish after commit, instead of
+    three statements and a publish per event: the inbound worker writes a batch of emails in
+    one transaction and this was half of its round trips. On PostgreSQL the ids are drawn from
+    the table's sequence under the lock, so they increase in commit order like `record_event`'s
+    and each event's `prev_id` is known before the INSERT.
+    """
+    if not items:
+        return []
+    if not connection.in_atomic_block:
+        raise RuntimeError("record_events must run inside the transaction of the change.")
+    if connection.vendor != "postgresql":
+        return [record_event(stream=s, type=t, data=d, topic=topic) for s, t, d, topic in items]
+    _lock_sequencer()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [Event._meta.db_table, len(items)],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    prev_id = newest_event_id() or None
+    events = []
+    for event_id, (stream, type, data, topic) in zip(sorted(ids), items, strict=True):
+        events.append(
+            Event(id=event_id, stream=stream, topic=topic, prev_id=prev_id, type=type, data=data)
+        )
+        prev_id = event_id
+    Event.objects.bulk_create(events)
+    transaction.on_commit(partial(publish_messages, [e.as_message() for e in events]))
+    return events
 
 
 def streams_head(streams: set[str]) -> int:

@@ -15,6 +15,8 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from crm.actions import create_lead
+from crm.models import Lead
 from feed.actions import post_activity, raise_request
 from feed.models import Activity
 from integrations import actions as inbound_actions
@@ -50,7 +52,10 @@ def _ids(cast: Cast) -> dict[str, Any]:
     request = Activity.objects.filter(account=cast.account, kind="request").first() or (
         raise_request(actor=cast.owner, account=cast.account, subject="Cannot log in")
     )
+    lead = Lead.objects.first() or create_lead(actor=cast.owner, first_name="Lee", company="Lee Co")
     return {
+        "contact": cast.account.contacts.get().pk,
+        "lead": lead.pk,
         "request": request.pk,
         "account": cast.account.pk,
         "activity": activity.pk,
@@ -85,6 +90,7 @@ SCOPED_PAGE = {"anonymous": 302, "outsider": 404, "owner": 200, "manager": 200, 
 API = {"anonymous": 401, "outsider": 200, "owner": 200, "manager": 200, "admin": 200}
 SCOPED_API = {"anonymous": 401, "outsider": 404, "owner": 200, "manager": 200, "admin": 200}
 PUBLIC = dict.fromkeys(ROLES, 200)
+ADMIN_API = {**dict.fromkeys(ROLES, 404), "anonymous": 401, "admin": 200}
 
 TABLE: dict[str, tuple[str, R, dict[str, Any] | None, dict[str, int]]] = {
     "home": ("get", lambda i: "/", None, PAGE),
@@ -107,6 +113,12 @@ TABLE: dict[str, tuple[str, R, dict[str, Any] | None, dict[str, int]]] = {
     "activity-history": (
         "get",
         lambda i: f"/activities/{i['activity']}/history/",
+        None,
+        SCOPED_PAGE,
+    ),
+    "activity-item": (
+        "get",
+        lambda i: f"/activities/{i['activity']}/item/",
         None,
         SCOPED_PAGE,
     ),
@@ -198,6 +210,31 @@ TABLE: dict[str, tuple[str, R, dict[str, Any] | None, dict[str, int]]] = {
         {**dict.fromkeys(ROLES, 404), "anonymous": 401},
     ),
     "api-feed": ("get", lambda i: "/api/v1/feed/", None, API),
+    "api-privacy-contact-export": (
+        "get",
+        lambda i: f"/api/v1/privacy/contacts/{i['contact']}/export/",
+        None,
+        ADMIN_API,
+    ),
+    # Without {"confirm": true} an administrator is refused too (400), and nothing is erased.
+    "api-privacy-contact-erase": (
+        "post",
+        lambda i: f"/api/v1/privacy/contacts/{i['contact']}/erase/",
+        None,
+        {**ADMIN_API, "admin": 400},
+    ),
+    "api-privacy-lead-export": (
+        "get",
+        lambda i: f"/api/v1/privacy/leads/{i['lead']}/export/",
+        None,
+        ADMIN_API,
+    ),
+    "api-privacy-lead-erase": (
+        "post",
+        lambda i: f"/api/v1/privacy/leads/{i['lead']}/erase/",
+        {"confirm": True},
+        ADMIN_API,
+    ),
     "api-account-logging-address": (
         "get",
         lambda i: f"/api/v1/accounts/{i['account']}/logging-address/",
@@ -372,7 +409,9 @@ def test_route_answers_each_role(cast: Cast, name: str, role: str) -> None:
         # A multi-line {# #} is not a Django comment: it would be printed on the page.
         for syntax in (b"{#", b"#}", b"{%", b"%}", b"{{", b"}}"):
             assert syntax not in response.content, (name, role, syntax)
-    if name == "account-compose" and role in ("anonymous", "outsider"):
+    if (name == "account-compose" and role in ("anonymous", "outsider")) or (
+        name.startswith("api-privacy") and role != "admin"
+    ):
         assert (Activity.objects.count(), Event.objects.count()) == writes_before
     if role == "anonymous" and response.status_code == 302 and name not in ("logout",):
         assert response["Location"].startswith("/login/")

@@ -1,8 +1,10 @@
-"""`python -m bench.inbound [--clients N] [--concurrency N]`: the inbound email benchmark.
+"""`python -m bench.inbound [--clients N] [--concurrency N] [--web N]`: the inbound email benchmark.
 
 1. A fresh PostgreSQL database (`tidings_inboundbench`), migrated; 200 accounts, each with a web
    domain and a contact, 20 with a logging address; a private Redis database as Celery broker.
-2. Production's web process (daphne) and a Celery worker, as subprocesses.
+2. Production's web processes (`--web` daphne processes, the clients spread over them as a
+   balancer would) and a Celery worker, as subprocesses. TIDINGS_BENCH_DB and
+   TIDINGS_BENCH_REDIS_URL choose another database and Redis on a shared machine.
 3. 2,000 signed posts to `/integrations/email/inbound/raw/` from N client threads (bench/inbound/
    messages.py: sizes, duplicates, routes); then wait until every stored message is final.
 4. Read the outcome from the database: messages per second from the first post to the last
@@ -42,9 +44,10 @@ import psycopg
 from bench.inbound import messages
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-DB_NAME = "tidings_inboundbench"
+# Overridable so that runs on a shared machine keep to their own database and Redis number.
+DB_NAME = os.environ.get("TIDINGS_BENCH_DB", "tidings_inboundbench")
 DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
-REDIS_URL = "redis://127.0.0.1:6379/8"
+REDIS_URL = os.environ.get("TIDINGS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
 SECRET = "inbound-bench-secret-not-a-secret-0123456789"  # noqa: S105 - throwaway bench key
 SECRET_KEY = "inbound-bench-only-not-a-secret-0123456789abcdefgh"  # noqa: S105
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -144,8 +147,11 @@ def _wait_healthy(port: int, process: subprocess.Popen[bytes], log: Path) -> Non
     raise RuntimeError("daphne did not become healthy")
 
 
-def _post_all(port: int, posts: list[bytes], clients: int) -> tuple[float, list[int], Counter[int]]:
-    """Post everything from `clients` threads on keep-alive connections; (start, ids, codes)."""
+def _post_all(
+    ports: list[int], posts: list[bytes], clients: int
+) -> tuple[float, list[int], Counter[int]]:
+    """Post everything from `clients` threads on keep-alive connections, client i to web
+    process i modulo their number (as a balancer spreads connections); (start, ids, codes)."""
     work: Queue[bytes] = Queue()
     for raw in posts:
         work.put(raw)
@@ -153,7 +159,7 @@ def _post_all(port: int, posts: list[bytes], clients: int) -> tuple[float, list[
     codes: Counter[int] = Counter()
     lock = threading.Lock()
 
-    def client() -> None:
+    def client(port: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         while True:
             try:
@@ -183,7 +189,9 @@ def _post_all(port: int, posts: list[bytes], clients: int) -> tuple[float, list[
         conn.close()
 
     started = time.time()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
+    threads = [
+        threading.Thread(target=client, args=(ports[i % len(ports)],)) for i in range(clients)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -273,7 +281,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8, help="posting threads")
     parser.add_argument("--concurrency", type=int, default=4, help="Celery worker processes")
+    parser.add_argument("--web", type=int, default=1, help="daphne processes (behind a balancer)")
     args = parser.parse_args()
+    load_before = _load()
 
     workdir = Path(tempfile.mkdtemp(prefix="tidings-inbound-bench-"))
     (workdir / "var").mkdir()
@@ -293,22 +303,25 @@ def main() -> int:
     from bench.servers import free_port
     from config.processes import WORKER, web
 
-    port = free_port()
-    web_argv = web("127.0.0.1", port)
-    web_argv[0] = str(BIN / web_argv[0])
+    ports = [free_port() for _ in range(args.web)]
+    daphnes = []
+    for index, port in enumerate(ports):
+        web_argv = web("127.0.0.1", port)
+        web_argv[0] = str(BIN / web_argv[0])
+        daphnes.append(_start(web_argv, env, workdir / f"daphne{index}.log"))
     worker_argv = [str(BIN / WORKER[0]), *WORKER[1:], "--concurrency", str(args.concurrency)]
-    daphne = _start(web_argv, env, workdir / "daphne.log")
     worker = _start(worker_argv, env, workdir / "worker.log")
     try:
-        _wait_healthy(port, daphne, workdir / "daphne.log")
+        for index, (port, daphne) in enumerate(zip(ports, daphnes, strict=True)):
+            _wait_healthy(port, daphne, workdir / f"daphne{index}.log")
         time.sleep(2)  # let the worker connect to the broker before the clock starts
-        started, _ids, codes = _post_all(port, [p.raw for p in posts], args.clients)
+        started, _ids, codes = _post_all(ports, [p.raw for p in posts], args.clients)
         accepted_at = time.time()
         _wait_final(len(distinct), worker)
     finally:
-        for process in (daphne, worker):
+        for process in (*daphnes, worker):
             process.terminate()
-        for process in (daphne, worker):
+        for process in (*daphnes, worker):
             process.wait(timeout=30)
     outcome = _outcome(distinct, account_ids)
     elapsed = outcome["last_processed"].timestamp() - started
@@ -328,9 +341,16 @@ def main() -> int:
         "ratio": rate / bare,
         **{k: v for k, v in outcome.items() if k != "last_processed"},
         "args": vars(args),
+        "load_before": load_before,
+        "load_after": _load(),
     }
     _report(result)
     return 0 if _passed(result) else 1
+
+
+def _load() -> str:
+    """The 1/5/15-minute load averages: the machine is shared, so every figure carries them."""
+    return " / ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def _passed(r: dict[str, Any]) -> bool:
@@ -359,8 +379,10 @@ def _report(r: dict[str, Any]) -> None:
         "",
         f"{r['posts']} signed posts to `/integrations/email/inbound/raw/` from "
         f"{r['args']['clients']} client threads: {r['distinct']} distinct messages "
-        f"({r['sizes']}) and {r['posts'] - r['distinct']} exact duplicates; one daphne process "
-        f"and one Celery worker with {r['args']['concurrency']} processes, all on this machine.",
+        f"({r['sizes']}) and {r['posts'] - r['distinct']} exact duplicates; "
+        f"{r['args']['web']} daphne process(es) and one Celery worker with "
+        f"{r['args']['concurrency']} processes, all on this machine. "
+        f"Load average before the run: {r['load_before']}, after: {r['load_after']}.",
         "",
         "| measure | value | bar | |",
         "|---|---|---|---|",

@@ -12,7 +12,7 @@ from feed.actions.activities import (
 from feed.actions.changes import delete_activity, edit_activity, set_reaction, set_task_done
 from feed.actions.follows import follow_account, unfollow_account
 from feed.actions.history import convert_lead, merge_accounts, move_activity, record_field_changes
-from feed.actions.mail import log_email, record_invited_meeting
+from feed.actions.mail import NewEmail, log_email, log_emails, record_invited_meeting
 from feed.actions.requests import (
     PRIORITIES,
     REQUEST_STATUSES,
@@ -34,6 +34,7 @@ from feed.actions.threads import (
 __all__ = [
     "PRIORITIES",
     "REQUEST_STATUSES",
+    "NewEmail",
     "add_comment",
     "claim_request",
     "clean_text",
@@ -48,6 +49,7 @@ __all__ = [
     "log_activity",
     "log_call",
     "log_email",
+    "log_emails",
     "log_meeting",
     "may_work_requests",
     "merge_accounts",

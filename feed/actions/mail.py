@@ -7,14 +7,17 @@ it, like every other action of the feed.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from crm.models import Account, Contact, User
-from feed import events
+from feed import events, happenings
 from feed.actions.activities import clean_text, log_activity
+from feed.actions.touches import note_touch
 from feed.models import Activity, Attendee
 from feed.serializers import POST_MAX_CHARS, SUBJECT_MAX_CHARS
 
@@ -51,6 +54,61 @@ def log_email(
         parent=parent,
         contact=contact,
     )
+
+
+@dataclass
+class NewEmail:
+    """One email of `log_emails`, with the same meaning as `log_email`'s arguments."""
+
+    account: Account
+    subject: str
+    body: str
+    details: dict[str, Any] = field(default_factory=dict)
+    occurred_at: dt.datetime | None = None
+    parent: Activity | None = None
+    contact: Contact | None = None
+
+
+def log_emails(emails: list[NewEmail]) -> list[Activity]:
+    """`log_email` for many emails in the caller's transaction, in order: one INSERT of the
+    activities, one of their events, one of their happenings (the inbound worker's batches).
+
+    Raises ValidationError, before writing anything, when a parent or contact is on another
+    account. The caller must hold a transaction (the events need it).
+    """
+    now = timezone.now()
+    rows = []
+    for email in emails:
+        if email.parent is not None and email.parent.account_id != email.account.pk:
+            raise ValidationError("A reply must be on the same account as its thread.")
+        if email.contact is not None and email.contact.account_id != email.account.pk:
+            raise ValidationError("That contact belongs to another account.")
+        rows.append(
+            Activity(
+                account=email.account,
+                kind=Activity.Kind.EMAIL,
+                author=None,
+                subject=clean_text(_fit(email.subject, SUBJECT_MAX_CHARS), required=False),
+                body=clean_text(_fit(email.body, POST_MAX_CHARS), required=False),
+                details=email.details,
+                occurred_at=min(email.occurred_at or now, now),
+                parent=email.parent,
+                contact=email.contact,
+            )
+        )
+    activities = Activity.objects.bulk_create(rows)
+    latest: dict[int, dt.datetime] = {}
+    for activity in activities:
+        latest[activity.account_id] = max(
+            latest.get(activity.account_id, activity.occurred_at), activity.occurred_at
+        )
+    for account_id, at in latest.items():  # one UPDATE per account of the batch
+        note_touch(account_id=account_id, at=at)
+    events.activities_created(activities)
+    happenings.announce_many(
+        [happenings.Happening(happenings.CREATED, a, None) for a in activities]
+    )
+    return activities
 
 
 @transaction.atomic

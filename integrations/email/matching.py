@@ -12,8 +12,8 @@ when one step points at two accounts the message goes to triage rather than to a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
@@ -39,13 +39,30 @@ PERSONAL_DOMAINS = frozenset(
 
 @dataclass(frozen=True)
 class Match:
-    """Where a message goes; `account` None means triage, with `reason` saying why."""
+    """Where a message goes; `account` None means triage, with `reason` saying why.
+
+    `thread_of` is the Message-ID of an earlier message of the same batch that this one answers
+    (its activity, not written yet, becomes `parent`; see integrations.actions.processing)."""
 
     account: Account | None
     matched_by: str = ""
     parent: Activity | None = None
     contact: Contact | None = None
     reason: str = ""
+    thread_of: str = ""
+
+
+@dataclass
+class Lookups:
+    """What the rules need to know about a batch of messages, read with one query per rule."""
+
+    threads: dict[str, Activity] = field(default_factory=dict)  # Message-ID -> activity
+    logging: dict[str, Account] = field(default_factory=dict)  # token -> account
+    rules: dict[str, Account] = field(default_factory=dict)  # address or domain -> account
+    contacts: dict[str, list[Contact]] = field(default_factory=dict)  # address -> contacts
+    domains: dict[str, Account] = field(default_factory=dict)  # account domain -> account
+    # Message-IDs of stored messages not processed yet (another batch holds them, or they wait).
+    in_flight: set[str] = field(default_factory=set)
 
 
 def is_own_domain(domain: str) -> bool:
@@ -57,90 +74,156 @@ def is_matchable_domain(domain: str) -> bool:
     return bool(domain) and not is_own_domain(domain) and domain not in PERSONAL_DOMAINS
 
 
-def match_email(parsed: ParsedEmail) -> Match:
-    """Where `parsed` belongs, by the rules in this module's docstring."""
-    for step in (by_thread, by_logging_address, by_rule, by_contact, by_domain):
-        found = step(parsed)
+def match_email(
+    parsed: ParsedEmail,
+    lookups: Lookups | None = None,
+    earlier: Mapping[str, Match] | None = None,
+) -> Match:
+    """Where `parsed` belongs, by the rules in this module's docstring.
+
+    `lookups` are those of a batch that holds `parsed` (`load_lookups`); `earlier` maps the
+    Message-IDs of the batch's messages already decided to their matches, so a reply threads
+    onto a message of its own batch."""
+    if lookups is None:
+        lookups = load_lookups([parsed])
+    found = by_thread(parsed, lookups, earlier or {})
+    for step in (by_logging_address, by_rule, by_contact, by_domain):
         if found is not None:
             return found
+        found = step(parsed, lookups)
+    if found is not None:
+        return found
     return Match(None, reason="No thread, logging address, contact or account domain matched.")
 
 
-def by_thread(parsed: ParsedEmail) -> Match | None:
-    ids = parsed.thread_ids[:30]
+def load_lookups(batch: list[ParsedEmail]) -> Lookups:
+    """Every row the rules could use for `batch`, one query per rule that has something to ask."""
+    people = [a for parsed in batch for a in _outside(parsed.participants)]
+    domains = {s for a in people if is_matchable_domain(a.domain) for s in _suffixes(a.domain)}
+    answered = {i for parsed in batch for i in parsed.thread_ids[:30]}
+    threads, in_flight = _thread_activities(answered)
+    return Lookups(
+        threads=threads,
+        in_flight=in_flight - {parsed.message_id for parsed in batch},
+        logging=_logging_accounts({t for parsed in batch for t in _logging_tokens(parsed)}),
+        rules=_rule_accounts({a.address for a in people} | {a.domain for a in people}),
+        contacts=_contacts({a.address for a in people}),
+        domains=_domain_owners(domains),
+    )
+
+
+def _thread_activities(ids: set[str]) -> tuple[dict[str, Activity], set[str]]:
+    """Live activities that the Message-IDs `ids` name (ours, signed, then mail we stored), and
+    those of `ids` that are stored but still queued."""
     if not ids:
-        return None
+        return {}, set()
     activities: dict[str, int] = {}
     for message_id in ids:
         ours = activity_id_from_message_id(message_id)
         if ours is not None:
             activities[message_id] = ours
-    stored = InboundEmail.objects.filter(message_id__in=ids, activity__isnull=False)
-    for message_id, activity_id in stored.values_list("message_id", "activity_id"):
-        activities.setdefault(message_id, activity_id)
+    stored = InboundEmail.objects.filter(message_id__in=ids).values_list(
+        "message_id", "activity_id", "status"
+    )
+    in_flight: set[str] = set()
+    for message_id, activity_id, status in stored:
+        if activity_id is not None:
+            activities.setdefault(message_id, activity_id)
+        elif status == InboundEmail.Status.QUEUED:
+            in_flight.add(message_id)
     if not activities:
-        return None
-    found = {
-        a.pk: a
-        for a in Activity.objects.select_related("account", "parent").filter(
-            pk__in=activities.values(),
-            deleted_at__isnull=True,
-            account__in=live_accounts(),
-        )
-    }
-    for message_id in ids:  # nearest first
-        activity = found.get(activities.get(message_id, 0))
-        if activity is not None:
-            return Match(activity.account, "thread", parent=thread_root(activity))
-    return None
+        return {}, in_flight
+    found = Activity.objects.select_related("account", "parent").filter(
+        pk__in=activities.values(), deleted_at__isnull=True, account__in=live_accounts()
+    )
+    by_id = {a.pk: a for a in found}
+    return {m: by_id[a] for m, a in activities.items() if a in by_id}, in_flight
 
 
-def by_logging_address(parsed: ParsedEmail) -> Match | None:
-    tokens = [
+def answers_in_flight(parsed: ParsedEmail, lookups: Lookups, earlier: Mapping[str, Match]) -> bool:
+    """Whether `parsed` answers a message that is stored but not processed yet (outside its
+    batch): matched now, it would miss its thread and fall to a weaker rule."""
+    return any(i in lookups.in_flight and i not in earlier for i in parsed.thread_ids[:30])
+
+
+def _logging_tokens(parsed: ParsedEmail) -> list[str]:
+    return [
         a.address.partition("@")[0][4:]
         for a in parsed.participants
         if a.domain == settings.TIDINGS_INBOUND_DOMAIN and a.address.startswith("log+")
     ]
+
+
+def _logging_accounts(tokens: set[str]) -> dict[str, Account]:
     if not tokens:
-        return None
+        return {}
     # Checked now, not when the address was handed out: a revoked address or a merged or
     # archived account no longer takes mail.
     addresses = LoggingAddress.objects.filter(
         token__in=tokens, revoked_at__isnull=True, account__in=live_accounts()
     ).select_related("account")
-    accounts = {a.account_id: a.account for a in addresses}
-    return _one(accounts, "logging-address", "several logging addresses")
+    return {a.token: a.account for a in addresses}
 
 
-def by_rule(parsed: ParsedEmail) -> Match | None:
-    people = _outside(parsed.participants)
-    if not people:
-        return None
-    keys = [a.address for a in people] + [a.domain for a in people]
-    rules = {
-        r.pattern: r
-        for r in InboundAddressRule.objects.filter(
-            pattern__in=keys, account__in=live_accounts()
-        ).select_related("account")
-    }
-    # Address rules before domain rules; the sender's before the recipients'.
-    for key in [a.address for a in people] + [a.domain for a in people]:
-        if key in rules:
-            return Match(rules[key].account, "rule")
-    return None
+def _rule_accounts(keys: set[str]) -> dict[str, Account]:
+    if not keys:
+        return {}
+    rules = InboundAddressRule.objects.filter(pattern__in=keys, account__in=live_accounts())
+    return {r.pattern: r.account for r in rules.select_related("account")}
 
 
-def by_contact(parsed: ParsedEmail) -> Match | None:
-    people = _outside(parsed.participants)
-    if not people:
-        return None
+def _contacts(addresses: set[str]) -> dict[str, list[Contact]]:
+    if not addresses:
+        return {}
     rows = ContactEmail.objects.filter(
-        address__in=[a.address for a in people],
-        contact__account__in=live_accounts(),
+        address__in=addresses, contact__account__in=live_accounts()
     ).select_related("contact__account")
     contacts: dict[str, list[Contact]] = {}
     for row in rows:
         contacts.setdefault(row.address, []).append(row.contact)
+    return contacts
+
+
+def _domain_owners(domains: set[str]) -> dict[str, Account]:
+    if not domains:
+        return {}
+    owners = AccountDomain.objects.filter(domain__in=domains, account__in=live_accounts())
+    return {d.domain: d.account for d in owners.select_related("account")}
+
+
+def by_thread(parsed: ParsedEmail, lookups: Lookups, earlier: Mapping[str, Match]) -> Match | None:
+    for message_id in parsed.thread_ids[:30]:  # nearest first
+        activity = lookups.threads.get(message_id)
+        if activity is not None:
+            return Match(activity.account, "thread", parent=thread_root(activity))
+        answered = earlier.get(message_id)
+        if answered is not None and answered.account is not None:
+            # The thread's root: what the earlier message answered, else that message itself.
+            root = answered.thread_of or ("" if answered.parent else message_id)
+            return Match(answered.account, "thread", parent=answered.parent, thread_of=root)
+    return None
+
+
+def by_logging_address(parsed: ParsedEmail, lookups: Lookups) -> Match | None:
+    tokens = _logging_tokens(parsed)
+    accounts = {a.pk: a for t in tokens if (a := lookups.logging.get(t)) is not None}
+    return _one(accounts, "logging-address", "several logging addresses")
+
+
+def by_rule(parsed: ParsedEmail, lookups: Lookups) -> Match | None:
+    people = _outside(parsed.participants)
+    # Address rules before domain rules; the sender's before the recipients'.
+    for key in [a.address for a in people] + [a.domain for a in people]:
+        if key in lookups.rules:
+            return Match(lookups.rules[key], "rule")
+    return None
+
+
+def by_contact(parsed: ParsedEmail, lookups: Lookups) -> Match | None:
+    people = _outside(parsed.participants)
+    if not people:
+        return None
+    contacts = lookups.contacts
     return _sender_then_recipients(
         parsed,
         people,
@@ -149,17 +232,11 @@ def by_contact(parsed: ParsedEmail) -> Match | None:
     )
 
 
-def by_domain(parsed: ParsedEmail) -> Match | None:
+def by_domain(parsed: ParsedEmail, lookups: Lookups) -> Match | None:
     people = [a for a in _outside(parsed.participants) if is_matchable_domain(a.domain)]
     if not people:
         return None
-    candidates = {s for a in people for s in _suffixes(a.domain)}
-    owners = {
-        d.domain: d.account
-        for d in AccountDomain.objects.filter(
-            domain__in=candidates, account__in=live_accounts()
-        ).select_related("account")
-    }
+    owners = lookups.domains
 
     def accounts_of(addresses: Iterable[Address]) -> list[Account | Contact]:
         found: list[Account | Contact] = []

@@ -1,7 +1,12 @@
 """The write path of notifications: one function per change, each in one transaction."""
 
 from notifications.actions.email import flush_emails, send_digests
-from notifications.actions.happenings import note_happening, notify_happening, sweep_happenings
+from notifications.actions.happenings import (
+    note_happening,
+    note_happenings,
+    notify_happening,
+    sweep_happenings,
+)
 from notifications.actions.inbox import announce, mark_read, notify
 from notifications.actions.preferences import (
     check_schedule,
@@ -23,6 +28,7 @@ __all__ = [
     "flush_emails",
     "mark_read",
     "note_happening",
+    "note_happenings",
     "notify",
     "notify_happening",
     "send_digests",

@@ -38,6 +38,26 @@ def note_happening(happening: feed_happenings.Happening) -> None:
     transaction.on_commit(lambda: tasks.notify_happening.delay(row.pk), robust=True)
 
 
+def note_happenings(batch: list[feed_happenings.Happening]) -> None:
+    """`note_happening` for a batch written in one transaction: one INSERT, one task."""
+    from notifications import tasks
+
+    rows = Happening.objects.bulk_create(
+        [
+            Happening(
+                what=h.what,
+                activity=h.activity,
+                actor_id=h.actor_id,
+                previous_status=h.previous_status,
+                assignee_id=h.activity.assignee_id,
+            )
+            for h in batch
+        ]
+    )
+    ids = [row.pk for row in rows]
+    transaction.on_commit(lambda: tasks.notify_happenings.delay(ids), robust=True)
+
+
 @transaction.atomic
 def notify_happening(happening_id: int) -> int:
     """Turn one happening into notifications; answers how many were made.

@@ -87,7 +87,7 @@
     });
   }
 
-  document.querySelectorAll("textarea.mentionable[data-account]").forEach(function (textarea) {
+  function wireMentions(textarea) {
     let timer = null;
     textarea.addEventListener("input", function () {
       const at = mentionAt(textarea);
@@ -120,5 +120,11 @@
       }
     });
     textarea.addEventListener("blur", function () { window.setTimeout(function () { closeMenu(textarea); }, 150); });
+  }
+
+  document.querySelectorAll("textarea.mentionable[data-account]").forEach(wireMentions);
+  // An activity live.js rendered after the page loaded brings its own reply box.
+  document.addEventListener("tidings:rendered", function (event) {
+    event.target.querySelectorAll("textarea.mentionable[data-account]").forEach(wireMentions);
   });
 })();

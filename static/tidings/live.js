@@ -14,6 +14,9 @@
  * work, pipeline, going cold) are fetched again from /dashboard/panels/ when the team's stream
  * moves: at most once a second however busy the team, so the numbers are the server's own count.
  *
+ * On the account and home pages (data-render) a live activity is rendered by the server for the
+ * reader, exactly as a reload would show it; elsewhere it is drawn from the event's data.
+ *
  * The same socket carries the reader's `notifications` stream, which keeps the unread badge in
  * the header right: every notification event says how many are unread after it, so reading in
  * one tab clears the badge in the others.
@@ -134,6 +137,62 @@
     actions.hidden = false;
   }
 
+  // Pages that render their timeline on the server (data-render: "account" or "home") show a
+  // live activity as the server renders it for this reader: GET /activities/<id>/item/ answers
+  // the same fragment a reload would show, with the reader's buttons (like, reply, edit, delete,
+  // thread), its facts and, on the home page, its account. A hidden placeholder holds the
+  // activity's place meanwhile, so activities that arrive together keep their order.
+  function placeholder(activity) {
+    const item = document.createElement("li");
+    item.className = "activity pending";
+    item.hidden = true;
+    item.dataset.activityId = String(activity.id);
+    item.id = "activity-" + activity.id;
+    render(activity, item);
+    return item;
+  }
+
+  const renderings = {};
+
+  function render(activity, item) {
+    const id = String(activity.id);
+    const turn = (renderings[id] || 0) + 1;
+    renderings[id] = turn;
+    const query = timeline.dataset.render === "home" ? "?on=home" : "";
+    fetch("/activities/" + id + "/item/" + query, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) {
+        if (response.status === 404) return null;  // deleted meanwhile, or no longer visible
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.text();
+      })
+      .then(function (html) {
+        if (renderings[id] !== turn) return;  // a later rendering of the same activity won
+        if (html === null) { replace(item, null); return; }
+        const holder = document.createElement("template");
+        holder.innerHTML = html.trim();
+        const rendered = holder.content.firstElementChild;
+        if (item.classList.contains("pending")) rendered.classList.add("fresh");
+        replace(item, rendered);
+      })
+      .catch(function () {
+        // The server could not be asked: the activity still shows, drawn from the event.
+        if (renderings[id] === turn && item.classList.contains("pending")) replace(item, build(activity));
+      });
+  }
+
+  function replace(item, rendered) {
+    const queued = waiting.indexOf(item);
+    if (queued >= 0) {
+      if (rendered) waiting[queued] = rendered; else waiting.splice(queued, 1);
+      updateMarker();
+      return;
+    }
+    if (!rendered) { item.remove(); return; }
+    item.replaceWith(rendered);
+    // compose.js gives the new reply box its @mention completion.
+    rendered.dispatchEvent(new CustomEvent("tidings:rendered", { bubbles: true }));
+  }
+
   function isTopInView() {
     return timeline.getBoundingClientRect().top >= -40;
   }
@@ -142,7 +201,10 @@
     const empty = timeline.querySelector("[data-empty]");
     if (empty && items.length) empty.remove();
     // A thread reads oldest first (data-append); a timeline newest first.
-    items.forEach(function (item) { if (timeline.dataset.append) timeline.append(item); else timeline.prepend(item); });
+    items.forEach(function (item) {
+      if (timeline.dataset.append) timeline.append(item); else timeline.prepend(item);
+      if (!item.classList.contains("pending")) item.dispatchEvent(new CustomEvent("tidings:rendered", { bubbles: true }));
+    });
   }
 
   function updateMarker() {
@@ -253,6 +315,11 @@
     if (activity.kind === "request") requestChanged(activity);
     const item = timeline.querySelector('[data-activity-id="' + activity.id + '"]');
     if (!item) return;
+    // Rendered afresh (likes, facts, the "edited" link), unless the reader is typing in it.
+    if (timeline.dataset.render && !item.querySelector("details[open]") && !item.contains(document.activeElement)) {
+      render(activity, item);
+      return;
+    }
     const text = item.querySelector(".activity-text");
     if (text) text.textContent = activity.body;
     const subject = item.querySelector(".activity-subject");
@@ -279,7 +346,7 @@
     if (timeline.querySelector('[data-activity-id="' + id + '"]')) return;
     if (waiting.some(function (item) { return item.dataset.activityId === id; })) return;
     if (!wanted(activity)) return;
-    const item = build(activity);
+    const item = timeline.dataset.render ? placeholder(activity) : build(activity);
     if (activity.parent && !timeline.dataset.flat) {
       const holder = repliesOf(activity.parent);
       if (holder) { item.classList.add("reply"); holder.appendChild(item); }

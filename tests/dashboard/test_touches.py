@@ -94,3 +94,18 @@ def test_going_cold_reads_the_kept_touches(cast: Cast) -> None:
     cold = cold_accounts(dashboard_scope(cast.manager, {"cold_days": "14"}))
     assert [a.name for a in cold.rows] == ["Acme Logistics", "Quiet Co"]
     assert cold.rows[0].last_touch is None  # type: ignore[attr-defined]
+
+
+def test_a_batch_of_inbound_emails_moves_each_accounts_touch(cast: Cast) -> None:
+    from feed.actions.mail import NewEmail, log_emails
+
+    other = make_account(cast.admin, cast.owner, "Other Co")
+    earlier = timezone.now() - dt.timedelta(days=3)
+    log_emails(
+        [
+            NewEmail(account=cast.account, subject="a", body="a", occurred_at=earlier),
+            NewEmail(account=cast.account, subject="b", body="b"),
+            NewEmail(account=other, subject="c", body="c", occurred_at=earlier),
+        ]
+    )
+    assert _kept() == _from_the_timelines() and set(_kept()) == {cast.account.pk, other.pk}

@@ -113,3 +113,55 @@ def test_home_feed_page_runs_a_fixed_number_of_queries(cast: Cast) -> None:
         client.get("/api/v1/feed/")
     assert len(few) == len(many)
     assert len(many) <= 2  # what the user follows (accounts, kinds, threads), the page
+
+
+def test_home_feed_json_is_byte_for_byte_the_activity_serializers(cast: Cast) -> None:
+    """The API writes home-feed rows straight from its SQL (feed.sqlrows.ActivityRecord on
+    PostgreSQL); the body must be what ActivitySerializer makes of the models, every field."""
+    import datetime as dt
+
+    from django.utils import timezone
+    from rest_framework.renderers import JSONRenderer
+
+    from feed.actions import (
+        create_task,
+        edit_activity,
+        log_meeting,
+        raise_request,
+        set_reaction,
+    )
+    from feed.models import Activity
+    from feed.serializers import ActivitySerializer
+
+    now = timezone.now()
+    post = post_activity(author=cast.owner, account=cast.account, body="Ünïcode \u2028 <b>")
+    set_reaction(actor=cast.teammate, activity=post, kind="like", is_on=True)
+    edit_activity(actor=cast.owner, activity=post, body='edited "quoted" text', subject=None)
+    add_comment(actor=cast.teammate, parent=post, body="a reply")
+    create_task(
+        actor=cast.owner,
+        account=cast.account,
+        subject="call back",
+        assignee=cast.teammate,
+        due_at=now - dt.timedelta(days=1),
+    )
+    log_call(
+        actor=cast.owner, account=cast.account, body="rang", duration_seconds=90, outcome="busy"
+    )
+    log_meeting(
+        actor=cast.owner,
+        account=cast.account,
+        subject="kick-off",
+        starts_at=now.replace(microsecond=0) + dt.timedelta(days=2),
+        users=[cast.teammate],
+        decisions=["go"],
+    )
+    raise_request(actor=cast.owner, account=cast.account, subject="broken", priority="high")
+
+    response = client_for(cast.owner).get("/api/v1/feed/")
+    assert response.status_code == 200
+    ids = [row["id"] for row in response.json()["results"]]
+    assert len(ids) >= 6
+    models = Activity.objects.select_related("author", "assignee").in_bulk(ids)
+    expected = {"results": [ActivitySerializer(models[pk]).data for pk in ids], "next": None}
+    assert response.content == JSONRenderer().render(expected)

@@ -1,22 +1,20 @@
-"""The write path of inbound email: accept (store raw), process (parse, match, post), and the
-people's corrections from triage (assign, teach a rule, re-run).
-
-Accepting commits the raw bytes and nothing else, so the answer to the sender is fast and a crash
-later loses nothing; processing runs in a Celery task (`integrations.tasks`) scheduled on commit.
-"""
+"""Inbound email as the rest of the code base meets it: accepting (store raw, once), posting a
+message to a timeline, and the people's corrections from triage (assign, teach a rule, re-run),
+logging addresses and provider tokens. Batch processing is in `processing`."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from functools import partial
+from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -24,9 +22,10 @@ from crm.models import Account, Contact, User
 from crm.visibility import can_see_account, get_visible_account
 from feed import actions as feed_actions
 from feed.models import Activity
+from integrations.actions import queueing
 from integrations.calendar.invites import Invite, UnreadableInvite, parse_invite
 from integrations.email import content_types
-from integrations.email.matching import Match, is_matchable_domain, match_email
+from integrations.email.matching import Match, is_matchable_domain
 from integrations.email.parsing import (
     ParsedEmail,
     UnreadableEmail,
@@ -47,11 +46,6 @@ from integrations.queries import get_visible_inbound_email
 
 log = logging.getLogger(__name__)
 Status = InboundEmail.Status
-# A message that took its worker down this many times is given up, not retried forever.
-MAX_ATTEMPTS = 3
-# Longer than the task's hard time limit (integrations/tasks.py): a run still inside its lease
-# may still be working.
-CLAIM_LEASE = dt.timedelta(minutes=2)
 # What processing writes on a row (never `raw`: the bytes are written once, when accepted).
 PROCESSED_FIELDS = [
     "status",
@@ -73,7 +67,7 @@ class Accepted:
 
 
 def accept_inbound_email(*, raw: bytes, provider: str = "raw", provider_id: str = "") -> Accepted:
-    """Store `raw` once and schedule its processing after commit.
+    """Store `raw` once and have it processed after commit.
 
     The same message (same Message-ID; same provider id; same bytes when it has no Message-ID)
     yields the row already stored, `is_duplicate` True, also when two posts race: the database's
@@ -84,23 +78,59 @@ def accept_inbound_email(*, raw: bytes, provider: str = "raw", provider_id: str 
     digest = sha256(raw)
     # Providers' ids come from their JSON: valid text for PostgreSQL (no NUL, no lone surrogate).
     provider_id = provider_id.encode("utf-8", "replace").decode().replace("\x00", "")[:255]
-    try:
-        with transaction.atomic():
-            inbound = InboundEmail.objects.create(
-                raw=raw,
-                size=len(raw),
-                sha256=digest,
-                message_id=message_id,
-                provider=provider,
-                provider_id=provider_id,
-            )
-            transaction.on_commit(partial(schedule_processing, inbound.pk))
-    except IntegrityError:
-        existing = _stored_copy(message_id, provider, provider_id, digest)
-        if existing is None:
-            raise
-        return Accepted(existing, is_duplicate=True)
-    return Accepted(inbound, is_duplicate=False)
+    inbound = InboundEmail(
+        raw=raw,
+        size=len(raw),
+        sha256=digest,
+        message_id=message_id,
+        provider=provider,
+        provider_id=provider_id,
+    )
+    if _insert_once(inbound):
+        transaction.on_commit(queueing.request_drain)
+        return Accepted(inbound, is_duplicate=False)
+    existing = _stored_copy(message_id, provider, provider_id, digest)
+    if existing is None:
+        # The copy that conflicted is gone again (rolled back, or deleted): the sender retries.
+        raise DatabaseError("The message conflicted with a copy that is no longer stored.")
+    return Accepted(existing, is_duplicate=True)
+
+
+def _insert_once(inbound: InboundEmail) -> bool:
+    """INSERT the row unless a unique constraint already holds a copy; True if inserted.
+
+    One statement (in autocommit, one round trip that commits): a concurrent post of the same
+    message waits for the first to commit, then inserts nothing; a failed INSERT would cost a
+    savepoint around it, and the ORM's create could not say "nothing" without raising.
+    """
+    fields = [f for f in InboundEmail._meta.concrete_fields if not f.primary_key]
+    values = [f.get_db_prep_save(f.pre_save(inbound, True), connection) for f in fields]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(InboundEmail._meta.db_table)} "  # noqa: S608 - names are ours
+        f"({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING RETURNING id"
+    )
+    row = _execute_returning(sql, values)
+    if row is None:
+        return False
+    inbound.pk = row[0]
+    inbound._state.adding = False
+    return True
+
+
+def _execute_returning(sql: str, values: list[Any]) -> tuple[Any, ...] | None:
+    """One statement, its first row. On PostgreSQL bound on the server: the raw message then
+    travels as binary instead of being quoted into the SQL text in Python (Django's client-side
+    binding), which for a 100 KB attachment cost more than the rest of the accept."""
+    if connection.vendor == "postgresql":
+        connection.ensure_connection()
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(sql, values)
+            return cursor.fetchone()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        return cursor.fetchone()
 
 
 def _stored_copy(
@@ -112,88 +142,8 @@ def _stored_copy(
     return InboundEmail.objects.filter(condition).defer("raw").order_by("pk").first()
 
 
-def schedule_processing(inbound_id: int) -> None:
-    """Queue the task; if the broker is down the row stays queued and the sweeper re-queues it."""
-    from integrations import tasks
-
-    try:
-        tasks.process_inbound_email.delay(inbound_id)
-    except Exception:
-        log.warning("inbound #%s stored but not queued; the sweeper will queue it", inbound_id)
-
-
-def process_inbound_email(*, inbound_id: int) -> InboundEmail | None:
-    """Parse, match and post one queued message; every path ends in a final status with a reason.
-
-    Idempotent: a message that is not `queued` (already done, or done by a concurrent run of the
-    same task) is left alone, so a re-delivered task never posts twice.
-    """
-    # Claimed and counted in one autocommitted statement: if parsing kills the worker, the count
-    # survives; a message that is not queued (done already) or is leased to a run still within
-    # its time limit (a second delivery of the same task) is left alone. A run that died keeps
-    # the lease until it expires; the sweeper then queues the message again.
-    now = timezone.now()
-    claimed = (
-        InboundEmail.objects.filter(pk=inbound_id, status=Status.QUEUED)
-        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - CLAIM_LEASE))
-        .update(attempts=F("attempts") + 1, claimed_at=now)
-    )
-    if not claimed:
-        return InboundEmail.objects.defer("raw").filter(pk=inbound_id).first()
-    try:
-        return _process_claimed(inbound_id)
-    except DatabaseError:
-        raise  # the database is away: the task retries (integrations/tasks.py)
-    except Exception as error:
-        # A bug must not leave the message queued forever or take the worker down; the raw
-        # bytes stay, so it can be re-run once fixed. Never log the body.
-        log.exception("inbound #%s failed", inbound_id)
-        return _finish(inbound_id, Status.FAILED, f"Internal error ({type(error).__name__}).")
-
-
-@transaction.atomic
-def _process_claimed(inbound_id: int) -> InboundEmail | None:
-    """One transaction, the row locked: parse, decide, post, record. (Round trips are the cost
-    of a message in the worker, so this reads the row once, raw bytes included.)"""
-    inbound = InboundEmail.objects.select_for_update().filter(pk=inbound_id).first()
-    if inbound is None or inbound.status != Status.QUEUED:
-        return inbound
-    if inbound.attempts > MAX_ATTEMPTS:
-        return _mark(inbound, Status.FAILED, f"Gave up after {MAX_ATTEMPTS} attempts.")
-    try:
-        parsed = parse_email(inbound.raw_bytes)
-    except UnreadableEmail as error:
-        return _mark(inbound, Status.FAILED, str(error))
-    return _decide(inbound, parsed)
-
-
-def _mark(inbound: InboundEmail, status: str, reason: str) -> InboundEmail:
-    inbound.status, inbound.reason = status, reason[:300]
-    inbound.processed_at = timezone.now()
-    inbound.save(update_fields=["status", "reason", "processed_at"])
-    return inbound
-
-
-def _locked(inbound_id: int) -> InboundEmail | None:
-    """The row, locked until the transaction ends, without its raw bytes."""
-    return InboundEmail.objects.select_for_update().defer("raw").filter(pk=inbound_id).first()
-
-
-@transaction.atomic
-def _finish(inbound_id: int, status: str, reason: str, **fields: object) -> InboundEmail | None:
-    inbound = _locked(inbound_id)
-    if inbound is None:
-        return None
-    inbound.status = status
-    inbound.reason = reason[:300]
-    inbound.processed_at = timezone.now()
-    for name, value in fields.items():
-        setattr(inbound, name, value)
-    inbound.save(update_fields=["status", "reason", "processed_at", *fields])
-    return inbound
-
-
-def _record_headers(inbound: InboundEmail, parsed: ParsedEmail) -> None:
+def record_headers(inbound: InboundEmail, parsed: ParsedEmail) -> None:
+    """What triage, burst counting and "mail from this address" read, copied onto the row."""
     sender = parsed.sender.address if parsed.sender else ""
     inbound.from_address = sender
     inbound.subject = parsed.subject
@@ -206,52 +156,11 @@ def _record_headers(inbound: InboundEmail, parsed: ParsedEmail) -> None:
     inbound.is_auto = bool(parsed.auto_reason)
 
 
-def _decide(inbound: InboundEmail, parsed: ParsedEmail) -> InboundEmail:
-    """Inside the caller's transaction, with `inbound` locked and queued."""
-    _record_headers(inbound, parsed)
-    status, reason, match = _triage(inbound, parsed)
-    activity = None
-    if status == Status.PROCESSED and match is not None and match.account is not None:
-        activity = post_to_timeline(inbound, parsed, match.account, match)
-        inbound.account, inbound.matched_by = match.account, match.matched_by
-    inbound.status, inbound.reason, inbound.activity = status, reason[:300], activity
-    inbound.processed_at = timezone.now()
-    inbound.save(update_fields=[*PROCESSED_FIELDS, "account", "matched_by"])
-    return inbound
-
-
-def _triage(inbound: InboundEmail, parsed: ParsedEmail) -> tuple[str, str, Match | None]:
-    """The status a message deserves before it goes anywhere near a timeline."""
-    if parsed.auto_reason:
-        return Status.REJECTED, parsed.auto_reason.capitalize() + ".", None
-    if _is_burst(inbound):
-        inbound.is_auto = True
-        limit, minutes = (
-            settings.TIDINGS_INBOUND_BURST_LIMIT,
-            settings.TIDINGS_INBOUND_BURST_MINUTES,
-        )
-        return Status.REJECTED, f"Burst: over {limit} messages in {minutes} min from sender.", None
-    if parsed.message_id and parsed.message_id != inbound.message_id:
-        first = InboundEmail.objects.filter(message_id=parsed.message_id).exclude(pk=inbound.pk)
-        original = first.values_list("pk", flat=True).first()
-        if original is not None:
-            return Status.DUPLICATE, f"Same Message-ID as inbound #{original}.", None
-    match = match_email(parsed)
-    if match.account is None:
-        return Status.UNMATCHED, match.reason, None
-    return Status.PROCESSED, f"Matched by {match.matched_by}.", match
-
-
-def _is_burst(inbound: InboundEmail) -> bool:
-    if not inbound.from_address:
-        return False
-    since = inbound.received_at - dt.timedelta(minutes=settings.TIDINGS_INBOUND_BURST_MINUTES)
-    earlier = InboundEmail.objects.filter(
-        from_address=inbound.from_address,
-        received_at__gte=since,
-        received_at__lte=inbound.received_at,
-    ).exclude(pk=inbound.pk)
-    return earlier.count() >= settings.TIDINGS_INBOUND_BURST_LIMIT
+def is_special(parsed: ParsedEmail) -> bool:
+    """A message that becomes more than one plain email row: an invite (a meeting) or a new
+    message to the support address (an email and a request). The worker posts these one by one
+    through `post_to_timeline`, and the rest in bulk."""
+    return parsed.calendar is not None or _is_to_support(parsed)
 
 
 def post_to_timeline(
@@ -267,27 +176,7 @@ def post_to_timeline(
         if invite is not None:
             return _record_meeting(inbound, invite, account)
     attachments = _store_attachments(inbound, parsed)
-    details = describe(parsed) | {
-        "html": parsed.html,
-        "signature": parsed.signature,
-        "is_verified": inbound.is_verified,
-        "inbound_email": inbound.pk,
-        "attachments": [
-            {
-                "id": a.pk,
-                "filename": a.filename,
-                "content_type": a.content_type,
-                "size": a.size,
-                "url": reverse("email-attachment", args=[a.pk]),
-            }
-            for a in attachments
-        ],
-        "attachments_left_out": [
-            {"filename": p.filename, "size": len(p.content)}
-            for p in parsed.attachments
-            if len(p.content) > settings.TIDINGS_ATTACHMENT_MAX_BYTES
-        ],
-    }
+    details = email_details(inbound, parsed, attachments)
     contact = match.contact
     if contact is not None and contact.account_id != account.pk:
         contact = None
@@ -312,8 +201,36 @@ def _is_to_support(parsed: ParsedEmail) -> bool:
     return bool(support) and any(a.address == support for a in (*parsed.to, *parsed.cc))
 
 
-def _store_attachments(inbound: InboundEmail, parsed: ParsedEmail) -> list[InboundAttachment]:
-    stored = []
+def email_details(
+    inbound: InboundEmail, parsed: ParsedEmail, attachments: list[InboundAttachment]
+) -> dict[str, Any]:
+    """The `details` of the email activity of a message whose attachments are stored."""
+    return describe(parsed) | {
+        "html": parsed.html,
+        "signature": parsed.signature,
+        "is_verified": inbound.is_verified,
+        "inbound_email": inbound.pk,
+        "attachments": [
+            {
+                "id": a.pk,
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "size": a.size,
+                "url": reverse("email-attachment", args=[a.pk]),
+            }
+            for a in attachments
+        ],
+        "attachments_left_out": [
+            {"filename": p.filename, "size": len(p.content)}
+            for p in parsed.attachments
+            if len(p.content) > settings.TIDINGS_ATTACHMENT_MAX_BYTES
+        ],
+    }
+
+
+def attachment_rows(inbound: InboundEmail, parsed: ParsedEmail) -> list[InboundAttachment]:
+    """The attachments of a message to store, files written, rows not yet inserted."""
+    rows = []
     for part in parsed.attachments:
         if len(part.content) > settings.TIDINGS_ATTACHMENT_MAX_BYTES or not part.content:
             continue
@@ -326,9 +243,12 @@ def _store_attachments(inbound: InboundEmail, parsed: ParsedEmail) -> list[Inbou
             sha256=sha256(part.content),
         )
         attachment.file.save("attachment", ContentFile(part.content), save=False)
-        attachment.save()
-        stored.append(attachment)
-    return stored
+        rows.append(attachment)
+    return rows
+
+
+def _store_attachments(inbound: InboundEmail, parsed: ParsedEmail) -> list[InboundAttachment]:
+    return InboundAttachment.objects.bulk_create(attachment_rows(inbound, parsed))
 
 
 def _record_meeting(inbound: InboundEmail, invite: Invite, account: Account) -> Activity:
@@ -390,7 +310,7 @@ def assign_inbound_email(
         parsed = parse_email(inbound.raw_bytes)
     except UnreadableEmail as error:
         raise ValidationError(f"That message cannot be read: {error}") from None
-    _record_headers(inbound, parsed)
+    record_headers(inbound, parsed)
     if teach:
         teach_rule(actor=actor, account=account, address=inbound.from_address, scope=teach)
     match = Match(account, "triage")
@@ -476,30 +396,18 @@ def _requeue(inbound_id: int) -> None:
     InboundEmail.objects.filter(pk=inbound_id).exclude(
         status__in=[Status.PROCESSED, Status.DUPLICATE]
     ).update(status=Status.QUEUED, reason="", attempts=0, processed_at=None, claimed_at=None)
-    transaction.on_commit(partial(schedule_processing, inbound_id))
+    transaction.on_commit(queueing.request_drain)
 
 
 def requeue_stale_inbound_emails(*, older_than: dt.timedelta) -> int:
-    """Queue again what has waited `older_than` in `queued` (its task was lost: broker down,
-    worker killed before the ack). Safe to run at any time: processing is idempotent."""
+    """Run a drain when a message has waited `older_than` in `queued` (its drain was lost: broker
+    down, worker killed before the ack); answers how many wait. Safe at any time: a drain takes
+    only what no other drain holds."""
     cutoff = timezone.now() - older_than
-    ids = list(
-        InboundEmail.objects.filter(status=Status.QUEUED, received_at__lt=cutoff)
-        .order_by("pk")
-        .values_list("pk", flat=True)[:1000]
-    )
-    for inbound_id in ids:
-        schedule_processing(inbound_id)
-    return len(ids)
-
-
-def give_up_inbound_email(*, inbound_id: int, reason: str) -> InboundEmail | None:
-    """Mark a message that could not be processed in time as failed (it can be re-run)."""
-    with transaction.atomic():
-        inbound = _locked(inbound_id)
-        if inbound is None or inbound.status != Status.QUEUED:
-            return inbound
-    return _finish(inbound_id, Status.FAILED, reason)
+    waiting = InboundEmail.objects.filter(status=Status.QUEUED, received_at__lt=cutoff).count()
+    if waiting:
+        queueing.send_drain()
+    return waiting
 
 
 def remember_webhook_token(*, provider: str, token: str) -> bool:

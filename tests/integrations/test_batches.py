@@ -1,0 +1,214 @@
+"""The worker's batches: one bad message among good ones, concurrent drains, replies inside a
+batch, the events of a batch, and the debounced drain request that must strand nothing."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from feed.models import Activity
+from integrations import actions
+from integrations.actions import queueing
+from integrations.models import InboundEmail
+from realtime.models import Event
+from tests import services
+from tests.conftest import Cast
+from tests.integrations.messages import email
+
+Status = InboundEmail.Status
+
+
+def _queue(count: int, prefix: str) -> list[int]:
+    """`count` messages from the cast's contact, accepted (queued), in order."""
+    return [
+        actions.accept_inbound_email(
+            raw=email(message_id=f"<{prefix}{n}@mail.acme.example>", subject=f"Note {n}")
+        ).inbound.pk
+        for n in range(count)
+    ]
+
+
+def _drain() -> int:
+    """What the drain task does, minus the broker: claim and process until nothing is left."""
+    done = 0
+    while batch := actions.claim_batch(limit=actions.BATCH_SIZE):
+        actions.process_batch(batch)
+        done += len(batch)
+    return done
+
+
+def test_an_unreadable_message_fails_alone_and_its_batch_is_processed(cast: Cast) -> None:
+    good = _queue(3, "good")
+    bad = actions.accept_inbound_email(raw=b"\r\n\r\nno headers at all, only a body").inbound.pk
+    good += _queue(2, "later")
+    assert _drain() == 6
+    assert InboundEmail.objects.get(pk=bad).status == Status.FAILED
+    assert InboundEmail.objects.get(pk=bad).reason == "The message has no headers."
+    for pk in good:
+        stored = InboundEmail.objects.get(pk=pk)
+        assert stored.status == Status.PROCESSED and stored.account == cast.account, stored.reason
+    assert Activity.objects.filter(kind="email").count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_whose_write_fails_fails_alone_and_the_others_are_written(
+    cast: Cast,
+) -> None:
+    """A fault injected in PostgreSQL itself (a trigger refusing one subject): the batch's
+    transaction rolls back, the batch is written again message by message, and only the message
+    that cannot be written ends failed, with a reason."""
+    services.require_postgres()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN "
+            "IF NEW.subject = 'Poison' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; "
+            "END $$ LANGUAGE plpgsql"
+        )
+        cursor.execute(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON feed_activity "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_poison()"
+        )
+    try:
+        good = _queue(2, "before")
+        poison = actions.accept_inbound_email(
+            raw=email(message_id="<poison@mail.acme.example>", subject="Poison")
+        ).inbound.pk
+        good += _queue(2, "after")
+        assert _drain() == 5
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER refuse_poison ON feed_activity")
+            cursor.execute("DROP FUNCTION refuse_poison()")
+    failed = InboundEmail.objects.get(pk=poison)
+    assert failed.status == Status.FAILED and failed.reason.startswith("Internal error (")
+    assert failed.activity is None
+    statuses = set(InboundEmail.objects.filter(pk__in=good).values_list("status", flat=True))
+    assert statuses == {Status.PROCESSED}
+    assert Activity.objects.filter(kind="email").count() == 4
+    # Each email announced once, none for the message that failed.
+    assert Event.objects.filter(type="activity.created").count() == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_drains_at_once_never_process_a_message_twice(cast: Cast, settings: Any) -> None:
+    services.require_postgres()
+    settings.TIDINGS_INBOUND_BURST_LIMIT = 1000  # one sender, forty messages: not a burst here
+    ids = _queue(40, "many")
+    start = threading.Barrier(2)
+    claimed: list[int] = []
+
+    def drain() -> None:
+        try:
+            start.wait()
+            while batch := actions.claim_batch(limit=5):
+                claimed.extend(m.pk for m in batch)
+                actions.process_batch(batch)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for running in [pool.submit(drain) for _ in range(2)]:
+            running.result()
+    assert sorted(claimed) == sorted(ids)  # every message claimed, none by both
+    rows = InboundEmail.objects.filter(pk__in=ids)
+    assert {r.status for r in rows} == {Status.PROCESSED}
+    assert {r.attempts for r in rows} == {1}
+    assert Activity.objects.filter(kind="email").count() == 40
+    assert len({r.activity_id for r in rows}) == 40
+
+
+def test_a_reply_threads_onto_a_message_of_its_own_batch(cast: Cast) -> None:
+    first = actions.accept_inbound_email(raw=email(message_id="<root@mail.acme.example>"))
+    reply = actions.accept_inbound_email(
+        raw=email(
+            sender="someone@elsewhere.example",
+            message_id="<answer@elsewhere.example>",
+            in_reply_to="<root@mail.acme.example>",
+        )
+    )
+    again = actions.accept_inbound_email(
+        raw=email(
+            sender="other@elsewhere.example",
+            message_id="<again@elsewhere.example>",
+            in_reply_to="<answer@elsewhere.example>",
+        )
+    )
+    batch = actions.claim_batch(limit=10)
+    assert [m.pk for m in batch] == [first.inbound.pk, reply.inbound.pk, again.inbound.pk]
+    actions.process_batch(batch)
+    root = InboundEmail.objects.get(pk=first.inbound.pk).activity
+    for accepted in (reply, again):
+        stored = InboundEmail.objects.get(pk=accepted.inbound.pk)
+        assert stored.matched_by == "thread" and stored.activity is not None, stored.reason
+        # Replies to a reply join the thread of its root.
+        assert stored.activity.parent == root
+
+
+def test_a_reply_to_a_message_another_batch_holds_waits_for_it(cast: Cast) -> None:
+    original = actions.accept_inbound_email(raw=email(message_id="<held@mail.acme.example>"))
+    held = actions.claim_batch(limit=1)  # another drain has the original, not written yet
+    reply = actions.accept_inbound_email(
+        raw=email(
+            sender="someone@elsewhere.example",
+            message_id="<waits@elsewhere.example>",
+            in_reply_to="<held@mail.acme.example>",
+        )
+    )
+    deferred = actions.process_batch(actions.claim_batch(limit=10))
+    assert deferred == [reply.inbound.pk]
+    assert InboundEmail.objects.get(pk=reply.inbound.pk).status == Status.QUEUED
+    actions.process_batch(held)
+    actions.process_batch(actions.claim_batch(limit=10))  # the next drain takes the reply
+    stored = InboundEmail.objects.get(pk=reply.inbound.pk)
+    assert stored.matched_by == "thread", stored.reason
+    root = InboundEmail.objects.get(pk=original.inbound.pk).activity
+    assert stored.activity is not None and stored.activity.parent == root
+
+
+def test_a_batch_announces_each_email_once_in_order(cast: Cast) -> None:
+    ids = _queue(3, "events")
+    _drain()
+    activities = [InboundEmail.objects.get(pk=pk).activity_id for pk in ids]
+    events = list(Event.objects.filter(type="activity.created").order_by("id"))
+    assert [e.data["id"] for e in events] == activities
+    assert {e.stream for e in events} == {f"account:{cast.account.pk}"}
+    # The chain every hub follows: each event names the one committed before it.
+    assert [e.prev_id for e in events[1:]] == [e.id for e in events[:-1]]
+
+
+def _sent_drains() -> int:
+    """Drain tasks sent since the last call: taken off the tests' broker (tests/conftest.py
+    points Celery at kombu's in-memory transport, whose queues live in the process)."""
+    from kombu.transport.memory import Channel
+
+    queue = Channel.queues.get("celery")
+    sent = 0
+    while queue is not None and not queue.empty():
+        sent += queue.get_nowait()["headers"]["task"] == "integrations.tasks.drain_inbound_emails"
+    return sent
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_accepted_while_a_drain_runs_is_not_stranded(cast: Cast) -> None:
+    """The debounce (on Redis): the first accept sends a drain; accepts before it starts send
+    nothing (it will see them); once it started (the flag cleared before its first claim), the
+    next accept sends the next drain, which takes everything the first one could not see."""
+    services.require_redis()
+    client = queueing._redis()
+    assert client is not None
+    client.delete(queueing.drain_flag())
+    _sent_drains()
+    _queue(1, "first")
+    assert _sent_drains() == 1
+    _queue(2, "debounced")
+    assert _sent_drains() == 0  # the drain sent has not started: its claims will see them
+    assert actions.drain_inbound_emails() == 3  # that drain, run here
+    late = _queue(1, "late")  # committed after that drain's last claim
+    assert _sent_drains() == 1
+    assert actions.drain_inbound_emails() == 1
+    assert InboundEmail.objects.get(pk=late[0]).status == Status.PROCESSED
+    client.delete(queueing.drain_flag())
