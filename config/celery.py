@@ -94,6 +94,12 @@ app.conf.beat_schedule = {
         "task": "integrations.tasks.requeue_stale_inbound_emails",
         "schedule": crontab(minute="*/5"),
     },
+    # A support reply to a customer whose task was lost (broker down, worker killed) is sent here;
+    # each reply is marked sent in the transaction that sends it, so it goes out once.
+    "deliver-pending-customer-replies": {
+        "task": "integrations.tasks.deliver_pending_customer_replies",
+        "schedule": _every_sweep(),
+    },
     # Mailgun tokens are refused for replay only while their timestamp is still accepted.
     "prune-webhook-tokens": {
         "task": "integrations.tasks.prune_webhook_tokens",

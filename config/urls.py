@@ -224,6 +224,7 @@ urlpatterns = [
         name="request-work",
     ),
     path("dashboard/", dashboard_views.dashboard, name="dashboard"),
+    path("dashboard/panels/", dashboard_views.panels, name="dashboard-panels"),
     path("dashboard/<slug:panel>.csv", dashboard_views.export_csv, name="dashboard-export"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

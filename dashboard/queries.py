@@ -14,16 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
-from django.db.models import (
-    Count,
-    DateTimeField,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-    Value,
-)
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import Count, F, Q, QuerySet, Window
 from django.utils import timezone
 
 from crm.models import Account, AccountTeamMember, Team, User
@@ -35,8 +26,6 @@ PERIODS = {
     "week": dt.timedelta(days=7),
     "month": dt.timedelta(days=30),
 }
-# What reaches the customer: what "going cold" is measured by.
-CUSTOMER_FACING = (Activity.Kind.EMAIL, Activity.Kind.MEETING, Activity.Kind.CALL)
 KINDS_COUNTED = ("post", "email", "meeting", "call", "request")
 ROW_LIMIT = 100
 
@@ -74,7 +63,12 @@ class Scope:
         return self.accounts.filter(owner_id=self.viewer.pk)
 
     @property
-    def person_ids(self) -> list[int]:
+    def person_ids(self) -> QuerySet[User, Any] | list[int]:
+        """The people in scope, for SQL: a team's members as a subquery (the same rule as
+        `people`). A list of 200 ids put 600 parameters in a panel's query, and psycopg's
+        handling of them cost more than PostgreSQL's answer (docs/benchmarks-dashboard.md)."""
+        if self.team is not None:
+            return User.objects.filter(team_id=self.team.pk, is_active=True).values("pk")
         return [person.pk for person in self.people]
 
 
@@ -200,26 +194,13 @@ class ColdAccounts:
     rows: Sequence[Account]  # annotated with `last_touch` (None: never)
 
 
-def _last_touch(kind: str) -> Subquery:
-    # One seek per kind on the (account, kind, occurred_at) index beats one scan over an
-    # account's whole timeline filtered by kind (docs/benchmarks-dashboard.md).
-    return Subquery(
-        Activity.objects.filter(account_id=OuterRef("pk"), kind=kind, deleted_at__isnull=True)
-        .order_by("-occurred_at")
-        .values("occurred_at")[:1]
-    )
-
-
-NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
 def cold_accounts(scope: Scope, *, limit: int = ROW_LIMIT) -> ColdAccounts:
     """Accounts the people in scope own or follow with no customer-facing activity (email,
     meeting, call) for `scope.cold_days` days, coldest first, all counted, `limit` listed.
 
-    Two queries: every watched account's last touch (ids and times only), then the accounts
-    listed. Filtering and ordering on the annotation in SQL made PostgreSQL run the three
-    last-touch subqueries twice per account (docs/benchmarks-dashboard.md).
+    One query (the coldest, each row carrying the count as a window), a join of the watched
+    accounts with their last touch (`feed.AccountTouch`, kept by the actions): reading the
+    timelines instead meant three index seeks per watched account, 42 ms for 2,000 accounts.
     """
     people = scope.person_ids
     watched = (
@@ -227,21 +208,16 @@ def cold_accounts(scope: Scope, *, limit: int = ROW_LIMIT) -> ColdAccounts:
         | Q(pk__in=Follow.objects.filter(user_id__in=people).values("account_id"))
         | Q(pk__in=AccountTeamMember.objects.filter(user_id__in=people).values("account_id"))
     )
-    never = Value(NEVER, output_field=DateTimeField())
-    last = Greatest(*(Coalesce(_last_touch(kind), never) for kind in CUSTOMER_FACING))
-    touches = scope.accounts.filter(watched).annotate(last_touch=last)
     cutoff = scope.now - dt.timedelta(days=scope.cold_days)
-    cold = sorted(
-        (touched, pk) for pk, touched in touches.values_list("pk", "last_touch") if touched < cutoff
+    cold = scope.accounts.filter(watched).filter(
+        Q(touch__isnull=True) | Q(touch__last_touch_at__lt=cutoff)
     )
-    shown = [pk for _, pk in cold[:limit]]
-    by_id = Account.objects.select_related("owner").in_bulk(shown)
-    rows = []
-    for touched, pk in cold[:limit]:
-        account = by_id[pk]
-        account.last_touch = None if touched == NEVER else touched  # type: ignore[attr-defined]
-        rows.append(account)
-    return ColdAccounts(count=len(cold), rows=rows)
+    rows = list(
+        cold.select_related("owner")
+        .annotate(last_touch=F("touch__last_touch_at"), cold_count=Window(Count("pk")))
+        .order_by(F("touch__last_touch_at").asc(nulls_first=True), "pk")[:limit]
+    )
+    return ColdAccounts(count=rows[0].cold_count if rows else 0, rows=rows)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -270,45 +246,46 @@ def _amount(text: str | None) -> Decimal | None:
 
 def pipeline_movement(scope: Scope, *, limit: int = ROW_LIMIT) -> PipelineMovement:
     """Stage and amount changes of opportunities in the period, from the tracked changes
-    (`change` activities). One query; the newest `limit` are listed, all are counted."""
-    changes = (
-        Activity.objects.filter(
-            kind=Activity.Kind.CHANGE,
-            deleted_at__isnull=True,
-            occurred_at__gte=scope.since,
-            occurred_at__lt=scope.now,
-            account__in=scope.team_accounts,
-        )
-        .filter(
-            Q(details__fields__has_key="stage")
-            | Q(details__fields__has_key="amount")
-            # The older one-field shape ({"field": "stage", "old": ..., "new": ...}).
-            | Q(details__field__in=["stage", "amount"])
-        )
-        .select_related("author", "account")
-        .order_by("-occurred_at", "-id")
+    (`change` activities): all counted from their `details` alone, the newest `limit` listed
+    with their author and account. Two queries: building every change of a month as a model
+    instance cost more than the query (docs/benchmarks-dashboard.md)."""
+    changes = Activity.objects.filter(
+        kind=Activity.Kind.CHANGE,
+        deleted_at__isnull=True,
+        occurred_at__gte=scope.since,
+        occurred_at__lt=scope.now,
+        account__in=scope.team_accounts,
+    ).filter(
+        Q(details__fields__has_key="stage")
+        | Q(details__fields__has_key="amount")
+        # The older one-field shape ({"field": "stage", "old": ..., "new": ...}).
+        | Q(details__field__in=["stage", "amount"])
     )
     movement = PipelineMovement()
-    for change in changes:
-        fields = change.details.get("fields") or {
-            change.details.get("field"): {
-                "old": change.details.get("old"),
-                "new": change.details.get("new"),
-            }
-        }
-        stage, amount = fields.get("stage"), fields.get("amount")
-        delta = None
+    deltas: dict[int, Decimal | None] = {}
+    for pk, details in changes.values_list("pk", "details"):
+        stage, amount = _stage_and_amount(details)
+        deltas[pk] = None
         if amount is not None:
             movement.amount_changes += 1
             old, new = _amount(amount.get("old")), _amount(amount.get("new"))
-            delta = (new or Decimal(0)) - (old or Decimal(0))
-            movement.net_amount += delta
+            deltas[pk] = (new or Decimal(0)) - (old or Decimal(0))
+            movement.net_amount += deltas[pk] or Decimal(0)
         if stage is not None:
             movement.stage_changes += 1
             movement.by_stage[stage["new"]] = movement.by_stage.get(stage["new"], 0) + 1
-        if len(movement.rows) < limit:
-            movement.rows.append(PipelineChange(change, stage, amount, delta))
+    newest = changes.select_related("author", "account").order_by("-occurred_at", "-id")[:limit]
+    for change in newest:
+        stage, amount = _stage_and_amount(change.details)
+        movement.rows.append(PipelineChange(change, stage, amount, deltas.get(change.pk)))
     return movement
+
+
+def _stage_and_amount(details: dict[str, Any]) -> tuple[dict[str, str] | None, ...]:
+    fields = details.get("fields") or {
+        details.get("field"): {"old": details.get("old"), "new": details.get("new")}
+    }
+    return fields.get("stage"), fields.get("amount")
 
 
 @dataclass
@@ -350,7 +327,10 @@ def team_ticker(
     scope: Scope, *, kind: str | None = None, person: str | None = None, limit: int = 30
 ) -> list[Activity]:
     """The newest activity by the people in scope on accounts the reader can see (a team's: on
-    the team's accounts, as its live stream carries them). One query."""
+    the team's accounts, as its live stream carries them). Two queries: the newest ids (read
+    index-only through `feed_by_author_live`), then those rows with their joins by primary key.
+    In one query PostgreSQL spent 18-23 ms planning the joins with the visibility subqueries,
+    and for a small team read each member's whole history from the table (103 ms)."""
     recent = Activity.objects.filter(
         author_id__in=scope.person_ids,
         deleted_at__isnull=True,
@@ -362,8 +342,9 @@ def team_ticker(
         recent = recent.filter(kind=kind)
     if person:
         recent = recent.filter(author__username=person)
+    newest = list(recent.order_by("-occurred_at", "-id").values_list("pk", flat=True)[:limit])
     return list(
-        recent.select_related("author", "account", "assignee", "parent").order_by(
-            "-occurred_at", "-id"
-        )[:limit]
+        Activity.objects.filter(pk__in=newest)
+        .select_related("author", "account", "assignee", "parent")
+        .order_by("-occurred_at", "-id")
     )

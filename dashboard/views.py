@@ -47,6 +47,30 @@ def _ticker_filters(params: Any) -> tuple[str | None, str | None]:
     return (kind if kind in Activity.Kind.values else None), person
 
 
+def _panels(scope: Scope, query: str) -> dict[str, Any]:
+    """What the four tables and their charts show: the page's and the live refresh's context."""
+    reps = activity_by_rep(scope)
+    work = open_work(scope)
+    activity_chart = charts.stacked_bars(
+        [(r.person.display_name, [getattr(r, s) for s, _ in ACTIVITY_SERIES]) for r in reps],
+        ACTIVITY_SERIES,
+    )
+    work_chart = charts.stacked_bars(
+        [(w.person.display_name, [getattr(w, s) for s, _ in WORK_SERIES]) for w in work],
+        WORK_SERIES,
+    )
+    return {
+        "scope": scope,
+        "reps": reps,
+        "activity_chart_svg": activity_chart.svg("Activity by rep"),
+        "cold": cold_accounts(scope),
+        "pipeline": pipeline_movement(scope),
+        "work": work,
+        "work_chart_svg": work_chart.svg("Overdue work by person"),
+        "query": query,
+    }
+
+
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
@@ -55,33 +79,30 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     # Read before the ticker, so an event committed in between is shown twice rather than lost
     # (the page drops the copy).
     cursor = team_stream_cursor(scope.team.pk) if scope.team is not None else None
-    reps = activity_by_rep(scope)
-    work = open_work(scope)
     context = {
-        "scope": scope,
+        **_panels(scope, request.GET.urlencode()),
         "periods": list(PERIODS),
         "choices": filter_choices(user),
-        "reps": reps,
-        "activity_chart": charts.stacked_bars(
-            [(r.person.display_name, [getattr(r, s) for s, _ in ACTIVITY_SERIES]) for r in reps],
-            ACTIVITY_SERIES,
-        ),
-        "cold": cold_accounts(scope),
-        "pipeline": pipeline_movement(scope),
-        "work": work,
-        "work_chart": charts.stacked_bars(
-            [(w.person.display_name, [getattr(w, s) for s, _ in WORK_SERIES]) for w in work],
-            WORK_SERIES,
-        ),
         "ticker": team_ticker(scope, kind=kind, person=person),
         "ticker_kind": kind,
         "ticker_person": person,
         "kinds": Activity.Kind.choices,
         "cursor": cursor,
         "now": timezone.now(),
-        "query": request.GET.urlencode(),
     }
     return render(request, "dashboard/dashboard.html", context)
+
+
+@login_required
+def panels(request: HttpRequest) -> HttpResponse:
+    """The four tables of the dashboard with the page's filters, as HTML fragments: what the
+    page fetches again (debounced) when its team's stream says something happened, so the
+    numbers follow without a reload and stay the ones a direct count gives."""
+    user: User = request.user  # type: ignore[assignment]
+    scope = dashboard_scope(user, request.GET)
+    response = render(request, "dashboard/_panels.html", _panels(scope, request.GET.urlencode()))
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _cell(value: object) -> str:

@@ -191,6 +191,7 @@ class ActivityCommentsView(APIView):
                 actor=request_user(request),
                 parent=parent,
                 body=incoming.validated_data["body"],
+                is_internal=incoming.validated_data["internal"],
             )
         except ValidationError as error:
             raise bad_request(error, "body") from None

@@ -41,18 +41,27 @@ def thread_topic(activity: Activity) -> str:
     return f"thread:{activity.parent_id or activity.pk}"
 
 
-def _beside_the_account(activity: Activity) -> list[str]:
-    """The streams an activity's event goes to besides its account's: its author's team (the
-    managers' ticker), and for a request the support queue of the account's team.
+def _teams_of(activity: Activity) -> list[int]:
+    """The team streams an activity's events go to: its author's team and, for work given to
+    someone (a task, a request), its assignee's team, each only on the team's own accounts.
 
-    A member's activity reaches the team stream only on the team's own accounts: `team:<id>` is
-    checked once, at subscription (managers of the team, admins), so an account outside the team
-    (a grant elsewhere) would reach managers who cannot see it.
+    `team:<id>` is checked once, at subscription (managers of the team, admins), so an account
+    outside the team (a grant elsewhere) would reach managers who cannot see it. The assignee's
+    team hears because the dashboard counts work by assignee: a manager's task ticked off by a
+    rep changes the rep's open work and tasks done.
     """
-    streams = []
-    team_id = activity.author.team_id if activity.author is not None else None
-    if team_id is not None and activity.account.team_id == team_id:
-        streams.append(team_stream(team_id))
+    people = [activity.author]
+    if activity.kind in (Activity.Kind.TASK, Activity.Kind.REQUEST):
+        people.append(activity.assignee)
+    teams = [person.team_id for person in people if person is not None]
+    return [t for t in dict.fromkeys(teams) if t is not None and t == activity.account.team_id]
+
+
+def _beside_the_account(activity: Activity) -> list[str]:
+    """The streams an activity's event goes to besides its account's: the teams of the people
+    whose numbers it moves (the managers' dashboard), and for a request the support queue of the
+    account's team."""
+    streams = [team_stream(team_id) for team_id in _teams_of(activity)]
     if activity.kind == Activity.Kind.REQUEST:
         streams.append(requests_stream(activity.account.team_id))
     return streams
@@ -85,13 +94,17 @@ def activity_updated(activity: Activity) -> None:
 
 
 def activity_deleted(activity: Activity) -> None:
-    """Subscribers remove it; the data says only which one it was."""
+    """Subscribers remove it; the data says only which one it was. The teams whose numbers it
+    counted in hear too (the dashboard's ticker and panels)."""
+    data = {"id": activity.pk, "account": activity.account_id, "parent": activity.parent_id}
     record_event(
         stream=account_stream(activity.account_id),
         type=ACTIVITY_DELETED,
-        data={"id": activity.pk, "account": activity.account_id, "parent": activity.parent_id},
+        data=data,
         topic=thread_topic(activity),
     )
+    for team_id in _teams_of(activity):
+        record_event(stream=team_stream(team_id), type=ACTIVITY_DELETED, data=data)
 
 
 def account_merged(*, loser_id: int, survivor_id: int) -> None:

@@ -84,6 +84,10 @@ def activity_json(activity: Activity | ActivityRecord) -> dict[str, Any]:
         "queue": activity.queue_id,
         "details": activity.details,
         "reactions": activity.reaction_summary,
+        # A comment that is an internal note on a request (feed.actions.add_comment).
+        "internal": (
+            activity.kind == Activity.Kind.COMMENT and bool(activity.details.get("internal"))
+        ),
     }
 
 
@@ -107,6 +111,9 @@ class ActivitySerializer(serializers.ModelSerializer[Activity]):
     is_overdue = serializers.SerializerMethodField()
     reactions = serializers.JSONField(source="reaction_summary", read_only=True)
     queue = serializers.IntegerField(source="queue_id", read_only=True, allow_null=True)
+    internal = serializers.SerializerMethodField(
+        help_text="An internal note on a request: shown to colleagues, never sent to a customer."
+    )
 
     class Meta:
         model = Activity
@@ -136,6 +143,7 @@ class ActivitySerializer(serializers.ModelSerializer[Activity]):
             "queue",
             "details",
             "reactions",
+            "internal",
         ]
         read_only_fields = fields
 
@@ -149,6 +157,9 @@ class ActivitySerializer(serializers.ModelSerializer[Activity]):
         if activity.kind != Activity.Kind.TASK:
             return None
         return activity.done_at is not None
+
+    def get_internal(self, activity: Activity) -> bool:
+        return bool(activity_json(activity)["internal"])
 
     def get_is_overdue(self, activity: Activity) -> bool:
         if activity.due_at is None or activity.done_at is not None:
@@ -278,6 +289,11 @@ NEW_ACTIVITY_INPUTS: dict[str, type[serializers.Serializer[Any]]] = {
 
 class CommentSerializer(serializers.Serializer[Any]):
     body = serializers.CharField(max_length=POST_MAX_CHARS)
+    internal = serializers.BooleanField(
+        default=False,
+        help_text="An internal note (requests only; 400 on any other thread). Never emailed to "
+        "the customer.",
+    )
 
 
 class ActivityChangeSerializer(serializers.Serializer[Any]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -11,6 +12,7 @@ from django.utils import timezone
 
 from crm.models import Account, Contact, ContactEmail, User
 from crm.visibility import live_accounts, visible_accounts
+from feed.models import Activity
 from integrations.models import InboundAttachment, InboundEmail, LoggingAddress, SeenWebhookToken
 
 
@@ -124,3 +126,43 @@ def logging_address_of(account: Account) -> LoggingAddress | None:
     """The account's current logging address (the newest not revoked), if it has one."""
     addresses = LoggingAddress.objects.filter(account=account, revoked_at__isnull=True)
     return addresses.order_by("-created_at", "-id").first()
+
+
+# How many earlier Message-IDs a reply to a customer lists in References: enough for any mail
+# client to thread it, short enough for providers that cap the header.
+REFERENCES_KEPT = 20
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """The customer side of a request's thread: who to answer, and the message answered."""
+
+    customer: str
+    answered: Activity
+    references: list[str]
+
+
+def customer_conversation(request: Activity) -> Conversation | None:
+    """The conversation of a request raised by email, or None when it was raised in Tidings.
+
+    The answered message is the customer's newest email in the thread (else the one that raised
+    the request); References lists every email of the conversation, oldest first.
+    """
+    email_id = request.details.get("email") if request.kind == Activity.Kind.REQUEST else None
+    if not email_id:
+        return None
+    original = Activity.objects.filter(pk=email_id, kind=Activity.Kind.EMAIL).first()
+    if original is None or not original.details.get("from"):
+        return None
+    # In the order they reached Tidings: Date headers are the senders' clocks, to the second.
+    in_thread = list(
+        Activity.objects.filter(
+            parent_id=request.pk, kind=Activity.Kind.EMAIL, deleted_at__isnull=True
+        ).order_by("id")
+    )
+    emails = [original, *in_thread]
+    inbound = [e for e in emails if e.details.get("direction") != "outbound"]
+    answered = inbound[-1] if inbound[-1].details.get("from") else original
+    ids = [str(e.details.get("message_id") or "") for e in emails]
+    references = list(dict.fromkeys(i for i in ids if i))[-REFERENCES_KEPT:]
+    return Conversation(str(answered.details["from"]), answered, references)

@@ -15,6 +15,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError
 
 from integrations import actions
+from integrations.support import replies
 
 # A drain stops taking batches after actions.processing.DRAIN_SECONDS; this leaves a slow batch
 # (parsing is linear in the message, 30 MB at most) an order of magnitude above the slowest
@@ -61,3 +62,21 @@ def requeue_stale_inbound_emails() -> int:
 @shared_task(acks_late=True, time_limit=120)
 def prune_webhook_tokens() -> int:
     return actions.prune_webhook_tokens(older_than=dt.timedelta(days=2))
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=60,
+    autoretry_for=(OperationalError, InterfaceError, OSError),
+    retry_backoff=True,
+    max_retries=8,
+)
+def deliver_customer_reply(reply_id: int) -> bool:
+    """A support reply to a customer; sent once (the action marks it sent in its transaction)."""
+    return replies.deliver_customer_reply(reply_id=reply_id)
+
+
+@shared_task(acks_late=True, time_limit=120)
+def deliver_pending_customer_replies() -> int:
+    return replies.deliver_pending_customer_replies(older_than=60.0)

@@ -34,6 +34,8 @@ def title_for(
     if kind == Kind.ASSIGNED:
         return f"{who} assigned you the {_what(activity)} on {where}"
     if kind == Kind.REPLY:
+        if activity.kind == Activity.Kind.COMMENT and activity.details.get("internal"):
+            return f"{who} added an internal note to a request on {where}"
         return f"{who} replied in a thread on {where}"
     if kind == Kind.REQUEST_STATUS:
         status = STATUS_WORDS.get(activity.status, activity.status)

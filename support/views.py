@@ -6,6 +6,7 @@ and redirects back (post/redirect/get); refusals come back as messages, never as
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -20,6 +21,8 @@ from crm.queries import account_summary
 from feed import actions
 from feed.models import Activity, RequestQueue
 from feed.streams import account_stream_cursor, requests_stream_cursor
+from integrations.queries import customer_conversation
+from integrations.support.replies import may_reply_to_customers, reply_to_customer
 from support.queries import (
     QUEUE_LIMIT,
     QueueFilters,
@@ -68,9 +71,14 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
     cursor = account_stream_cursor(account_id) if account_id is not None else None
     item = get_visible_request(request.user, request_id)
     user: User = request.user  # type: ignore[assignment]
+    conversation = customer_conversation(item)
     context = {
         "item": item,
         "replies": [reply for reply in item.replies.all() if reply.deleted_at is None],
+        # The composer's second mode: a reply to the customer, when one wrote in.
+        "customer": conversation.customer if conversation is not None else None,
+        "may_reply_to_customer": conversation is not None and may_reply_to_customers(user, item),
+        "support_address": settings.TIDINGS_SUPPORT_ADDRESS,
         "history": request_history(item),
         "account": account_summary(request.user, item.account_id),
         "workers": request_workers(item),
@@ -106,7 +114,15 @@ def _do(verb: str, user: User, item: Activity, form: QueryDict) -> None:
     elif verb == "priority":
         actions.update_request(actor=user, request=item, priority=get("priority", ""))
     elif verb == "comment":
-        actions.add_comment(actor=user, parent=item, body=get("body", ""))
+        # One composer, three buttons: an internal note, a reply to the customer (mail), or a
+        # plain reply in the thread (requests raised in Tidings).
+        mode = get("mode", "")
+        if mode == "customer":
+            reply_to_customer(actor=user, request=item, body=get("body", ""))
+        else:
+            actions.add_comment(
+                actor=user, parent=item, body=get("body", ""), is_internal=mode == "note"
+            )
     else:
         raise ValidationError("Unknown action.")
 

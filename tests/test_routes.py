@@ -362,6 +362,7 @@ TABLE: dict[str, tuple[str, R, dict[str, Any] | None, dict[str, int]]] = {
     # Everyone has a dashboard: managers their teams', admins any team's, others their own.
     "dashboard": ("get", lambda i: "/dashboard/", None, PAGE),
     "dashboard-export": ("get", lambda i: "/dashboard/activity.csv", None, PAGE),
+    "dashboard-panels": ("get", lambda i: "/dashboard/panels/", None, PAGE),
 }
 
 

@@ -4,8 +4,9 @@
 missing) made with `CREATE DATABASE ... TEMPLATE`, so the feed's shared data set is never changed.
 The copy is migrated to this checkout's schema and given, with bulk SQL (deterministic: `setseed`):
 
-- a manager of team 1 (`bench-manager`, 200 reps and 2,000 accounts under them) and a support
-  agent (`bench-support`, who sees every account);
+- a manager of team 1 (`bench-manager`, 200 reps and 2,000 accounts under them), a manager of a
+  team of a real size (`bench-squad-manager`: "Bench squad", 20 of team 2's reps and 200 of its
+  accounts) and a support agent (`bench-support`, who sees every account);
 - 20,000 requests over the year (70 % resolved; priorities, due times, assignees mixed);
 - 20,000 tracked opportunity changes (`change` activities: stage or amount);
 - 60 % of tasks done two days after they were set.
@@ -25,13 +26,17 @@ import psycopg
 
 from bench.feed import build as feed_build
 
-DB_NAME = "tidings_dashbench"
+# Its own copy per checkout when engineers benchmark side by side (TIDINGS_DASHBENCH_DB).
+DB_NAME = os.environ.get("TIDINGS_DASHBENCH_DB", "tidings_dashbench")
 DATABASE_URL = (
     f"postgres://{feed_build.PG_USER}@{feed_build.PG_HOST}:{feed_build.PG_PORT}/{DB_NAME}"
 )
-VERSION = "dashboard-1"
+VERSION = "dashboard-3"
 MANAGER = feed_build.BIG_USER + 1
 SUPPORT = feed_build.BIG_USER + 2
+# A team of a real size beside the 200-rep ones: 20 of team 2's reps and 200 of its accounts.
+SQUAD_MANAGER = feed_build.BIG_USER + 3
+SQUAD_TEAM = 6
 REQUESTS = 20_000
 CHANGES = 20_000
 
@@ -75,6 +80,16 @@ ADDITIONS = [
             'support@bench.example', false, true, now(), 'support', NULL)
     """,  # noqa: S608 - module constants, no outside input
     f"INSERT INTO crm_team_managers (team_id, user_id) VALUES (1, {MANAGER})",  # noqa: S608
+    f"""
+    INSERT INTO crm_team (id, name, region) VALUES ({SQUAD_TEAM}, 'Bench squad', 'Region 2');
+    UPDATE crm_user SET team_id = {SQUAD_TEAM} WHERE id IN (SELECT generate_series(2, 97, 5));
+    UPDATE crm_account SET team_id = {SQUAD_TEAM} WHERE team_id = 2 AND id <= 1000;
+    INSERT INTO crm_user (id, password, last_login, is_superuser, username, first_name,
+                          last_name, email, is_staff, is_active, date_joined, role, team_id)
+    VALUES ({SQUAD_MANAGER}, '!', NULL, false, 'bench-squad-manager', 'Squad', 'Manager',
+            'squad@bench.example', false, true, now(), 'manager', NULL);
+    INSERT INTO crm_team_managers (team_id, user_id) VALUES ({SQUAD_TEAM}, {SQUAD_MANAGER})
+    """,  # noqa: S608 - module constants, no outside input
     # Requests: on random accounts, raised by a rep of the account's team, 70 % resolved.
     f"""
     INSERT INTO feed_activity (
@@ -120,6 +135,14 @@ ADDITIONS = [
     """,  # noqa: S608 - module constants, no outside input
     "UPDATE feed_activity SET done_at = occurred_at + interval '2 days'"
     " WHERE kind = 'task' AND id % 10 < 6",
+    # The feed's data set is written by SQL, not by the actions that keep each account's last
+    # customer-facing activity: read it from the timelines, as the migration does.
+    """
+    INSERT INTO feed_accounttouch (account_id, last_touch_at)
+    SELECT account_id, MAX(occurred_at) FROM feed_activity
+    WHERE kind IN ('email', 'meeting', 'call') AND deleted_at IS NULL GROUP BY account_id
+    ON CONFLICT (account_id) DO UPDATE SET last_touch_at = EXCLUDED.last_touch_at
+    """,
 ]
 
 

@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -61,7 +62,7 @@ def main() -> None:
     from django.test import RequestFactory
     from django.utils import timezone
 
-    from bench.dashboard.build import MANAGER, SUPPORT
+    from bench.dashboard.build import MANAGER, SQUAD_MANAGER, SUPPORT
     from crm.models import User
     from dashboard import queries as panels
     from dashboard import views as dashboard_views
@@ -74,6 +75,7 @@ def main() -> None:
     last = Activity.objects.order_by("-occurred_at").values_list("occurred_at", flat=True)[0]
     now = last + dt.timedelta(seconds=1)
     manager = User.objects.get(pk=MANAGER)
+    squad = User.objects.get(pk=SQUAD_MANAGER)
     support = User.objects.get(pk=SUPPORT)
     rep = User.objects.get(pk=1)
     results = []
@@ -86,6 +88,7 @@ def main() -> None:
         ("manager week", manager, {"period": "week"}),
         ("manager month", manager, {"period": "month"}),
         ("manager month, one region", manager, {"period": "month", "region": "Region 1"}),
+        ("manager of 20 month", squad, {"period": "month"}),
         ("rep month (own numbers)", rep, {"period": "month"}),
     ]:
         scope = panels.dashboard_scope(user, params, now=now)
@@ -121,11 +124,20 @@ def main() -> None:
 
         return call
 
-    # Whole pages use the real clock (their periods reach back from today, past the data set's
-    # end), so they measure the page's fixed cost around the panels rather than the panels.
-    timezone.now()
-    add("page /dashboard/ (manager)", page(dashboard_views.dashboard, "/dashboard/", manager))
-    add("page /requests/ (support)", page(support_views.queue, "/requests/", support))
+    # Whole pages with the clock at the data set's end, so their periods cover its newest rows
+    # as the panels' cases do: the page a manager opens, and the fragment its live refresh
+    # fetches again when the team's stream moves.
+    with mock.patch.object(timezone, "now", return_value=now):
+        for who, user in [("manager of 20", squad), ("manager of 203", manager)]:
+            add(
+                f"page /dashboard/ ({who}, month)",
+                page(dashboard_views.dashboard, "/dashboard/?period=month", user),
+            )
+            add(
+                f"live refresh /dashboard/panels/ ({who}, month)",
+                page(dashboard_views.panels, "/dashboard/panels/?period=month", user),
+            )
+        add("page /requests/ (support)", page(support_views.queue, "/requests/", support))
     print(json.dumps({"now": now.isoformat(), "results": results}))
 
 

@@ -26,6 +26,7 @@ from feed.actions.requests import (
 from feed.actions.threads import (
     add_comment,
     clear_thread_subscription,
+    is_internal_note,
     set_thread_subscription,
     thread_root,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "due_after",
     "edit_activity",
     "follow_account",
+    "is_internal_note",
     "log_activity",
     "log_call",
     "log_email",

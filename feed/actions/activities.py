@@ -12,6 +12,7 @@ from django.utils import timezone
 from crm.models import Account, Contact, User
 from crm.visibility import require_visible_account
 from feed import events, happenings
+from feed.actions.touches import is_customer_facing, note_touch
 from feed.models import Activity, Attendee
 from feed.serializers import POST_MAX_CHARS, SUBJECT_MAX_CHARS
 
@@ -76,6 +77,8 @@ def log_activity(
         contact=contact,
         **fields,
     )
+    if is_customer_facing(kind):
+        note_touch(account_id=account.pk, at=activity.occurred_at)
     happenings.announce(
         happenings.Happening(happenings.CREATED, activity, actor.pk if actor else None)
     )

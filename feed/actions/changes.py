@@ -10,6 +10,7 @@ from crm.models import User
 from crm.visibility import AccountNotFound, get_visible_account
 from feed import events
 from feed.actions.activities import clean_text
+from feed.actions.touches import is_customer_facing, refresh_touches
 from feed.models import Activity, AuditEntry, Reaction, Revision
 from feed.serializers import SUBJECT_MAX_CHARS
 
@@ -75,6 +76,8 @@ def delete_activity(*, actor: User, activity: Activity) -> None:
     current.deleted_at = now
     current.save(update_fields=["deleted_at"])
     AuditEntry.objects.create(activity=current, actor=actor, action="deleted", at=now)
+    if is_customer_facing(current.kind):
+        refresh_touches([current.account_id])
     events.activity_deleted(current)
 
 

@@ -18,6 +18,7 @@ from crm.models import Account, AccountDomain, AccountTeamMember, Lead, User
 from crm.visibility import AccountNotFound, get_visible_account
 from feed import events
 from feed.actions.activities import log_activity
+from feed.actions.touches import refresh_touches
 from feed.models import Activity, AuditEntry, Follow
 from realtime.channel import announce_access_changed
 
@@ -144,6 +145,7 @@ def merge_accounts(*, actor: User, survivor: Account, loser: Account) -> Account
         "opportunities": loser.opportunities.update(account=survivor),
         "activities": Activity.objects.filter(account=loser).update(account=survivor),
     }
+    refresh_touches([loser.pk, survivor.pk])
     for follow in Follow.objects.filter(account=loser):
         # The follow moves with its choices; one who already followed the survivor keeps the
         # survivor's (they chose them for the account that stays).
@@ -207,6 +209,7 @@ def move_activity(*, actor: User, activity: Activity, to_account: Account) -> Ac
     for item in thread.filter(deleted_at__isnull=True):
         events.activity_deleted(item)
     thread.update(account=target, contact=None, opportunity=None)
+    refresh_touches([source.pk, target.pk])
     AuditEntry.objects.create(
         activity=root,
         actor=actor,

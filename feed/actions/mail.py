@@ -17,6 +17,7 @@ from django.utils import timezone
 from crm.models import Account, Contact, User
 from feed import events, happenings
 from feed.actions.activities import clean_text, log_activity
+from feed.actions.touches import note_touch
 from feed.models import Activity, Attendee
 from feed.serializers import POST_MAX_CHARS, SUBJECT_MAX_CHARS
 
@@ -96,6 +97,13 @@ def log_emails(emails: list[NewEmail]) -> list[Activity]:
             )
         )
     activities = Activity.objects.bulk_create(rows)
+    latest: dict[int, dt.datetime] = {}
+    for activity in activities:
+        latest[activity.account_id] = max(
+            latest.get(activity.account_id, activity.occurred_at), activity.occurred_at
+        )
+    for account_id, at in latest.items():  # one UPDATE per account of the batch
+        note_touch(account_id=account_id, at=at)
     events.activities_created(activities)
     happenings.announce_many(
         [happenings.Happening(happenings.CREATED, a, None) for a in activities]

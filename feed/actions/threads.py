@@ -16,10 +16,18 @@ def thread_root(activity: Activity) -> Activity:
     return activity.parent if activity.parent_id is not None else activity  # type: ignore[return-value]
 
 
+def is_internal_note(activity: Activity) -> bool:
+    """A comment marked internal: a support team's note on a request, never sent outside."""
+    return activity.kind == Activity.Kind.COMMENT and bool(activity.details.get("internal"))
+
+
 @transaction.atomic
-def add_comment(*, actor: User, parent: Activity, body: str) -> Activity:
+def add_comment(*, actor: User, parent: Activity, body: str, is_internal: bool = False) -> Activity:
     """A reply in the thread of `parent`. Replies to a reply join the same thread.
 
+    `is_internal` marks it an internal note, which only a request's thread takes
+    (ValidationError elsewhere): everyone who can see the account reads it (all users are
+    employees), and nothing that goes to a customer ever carries it. Notes notify like any reply.
     The author follows the thread from then on (quiet auto-follow).
     """
     get_visible_account(actor, parent.account_id)
@@ -28,12 +36,19 @@ def add_comment(*, actor: User, parent: Activity, body: str) -> Activity:
     root = thread_root(parent)
     if root.deleted_at is not None:
         raise ValidationError("That thread was deleted.")
+    if is_internal and root.kind != Activity.Kind.REQUEST:
+        raise ValidationError(
+            {"internal": "Internal notes go on support requests only; this thread is not one."}
+        )
     comment = log_activity(
         actor=actor,
         account=root.account,
         kind=Activity.Kind.COMMENT,
         body=clean_text(body),
         parent=root,
+        # In `details`, not a column: nothing filters or sorts on it, and every page reads
+        # details already (the timeline's hand-written SQL included).
+        details={"internal": True} if is_internal else None,
     )
     _, created = ThreadSubscription.objects.get_or_create(user=actor, thread=root)
     if created:

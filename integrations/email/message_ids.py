@@ -13,7 +13,9 @@ import re
 
 from django.conf import settings
 
-_OURS = re.compile(r"^tidings\.a(\d{1,18})\.([0-9a-f]{20})@(.+)$")
+# The optional last part tells apart several messages about one activity (each reply to a
+# customer on one request); only the activity id is signed.
+_OURS = re.compile(r"^tidings\.a(\d{1,18})\.([0-9a-f]{20})(?:\.[0-9a-z]{1,32})?@(.+)$")
 
 
 def _signature(activity_id: int) -> str:
@@ -22,10 +24,12 @@ def _signature(activity_id: int) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()[:20]
 
 
-def message_id_for_activity(activity_id: int) -> str:
-    """The Message-ID (with angle brackets) of mail we send about this activity."""
+def message_id_for_activity(activity_id: int, *, nonce: str = "") -> str:
+    """The Message-ID (with angle brackets) of mail we send about this activity; `nonce`
+    (lowercase letters and digits) makes it unique among several mails about it."""
     domain = settings.TIDINGS_INBOUND_DOMAIN
-    return f"<tidings.a{activity_id}.{_signature(activity_id)}@{domain}>"
+    suffix = f".{nonce}" if nonce else ""
+    return f"<tidings.a{activity_id}.{_signature(activity_id)}{suffix}@{domain}>"
 
 
 def activity_id_from_message_id(message_id: str) -> int | None:

@@ -10,7 +10,9 @@
  * Requests are kept right wherever they show: their status pill, assignee and priority change in
  * place on any page, a resolved one leaves the account's "Open requests" panel, and the support
  * queue (stream `requests`) adds new requests as rows. The dashboard's ticker (`team:<id>`)
- * honours its kind and person filters for what arrives live.
+ * honours its kind and person filters for what arrives live, and its tables (activity by rep, open
+ * work, pipeline, going cold) are fetched again from /dashboard/panels/ when the team's stream
+ * moves: at most once a second however busy the team, so the numbers are the server's own count.
  *
  * On the account and home pages (data-render) a live activity is rendered by the server for the
  * reader, exactly as a reload would show it; elsewhere it is drawn from the event's data.
@@ -53,6 +55,15 @@
 
   function capitalised(text) { return text ? text.charAt(0).toUpperCase() + text.slice(1) : ""; }
 
+  // As the server renders it (templates/feed/_activity.html): notes and mail to customers say so.
+  function kindLabel(activity) {
+    if (activity.internal) return "Internal note";
+    const details = activity.details || {};
+    if (activity.kind === "email" && details.direction === "outbound") return "Email to customer";
+    if (activity.kind === "email" && activity.parent && timeline && timeline.dataset.onlyParent) return "Email from customer";
+    return capitalised(activity.kind);
+  }
+
   function build(activity) {
     const template = document.getElementById("activity-template");
     const item = template.content.firstElementChild.cloneNode(true);
@@ -61,7 +72,8 @@
     item.id = "activity-" + activity.id;
     item.classList.add("kind-" + activity.kind);
     item.querySelector(".avatar").textContent = name.charAt(0).toUpperCase();
-    item.querySelector(".kind-badge").textContent = activity.kind.charAt(0).toUpperCase() + activity.kind.slice(1);
+    item.querySelector(".kind-badge").textContent = kindLabel(activity);
+    if (activity.internal) item.classList.add("internal-note");
     item.querySelector(".activity-author").textContent = name;
     const time = item.querySelector("time");
     time.dateTime = activity.occurred_at;
@@ -292,6 +304,10 @@
     if (parent && String(activity.parent) !== parent) return false;
     if (kind && activity.kind !== kind) return false;
     if (person && (!activity.author || activity.author.username !== person)) return false;
+    // The ticker lists what the team's members did; work they were given by others (a manager's
+    // task) moves their numbers and comes on the stream, but is not theirs to list.
+    const members = timeline.dataset.members;
+    if (members && (!activity.author || members.split(" ").indexOf(activity.author.username) < 0)) return false;
     return true;
   }
 
@@ -413,6 +429,54 @@
     if (frame.data && typeof frame.data.unread === "number") setUnread(frame.data.unread);
   }
 
+  // The dashboard's tables follow the team's stream by asking the server again (not by counting
+  // in the browser): a second's wait gathers a burst of events into one fetch, and a fetch
+  // never overlaps another; events during one bring one more.
+  const panels = document.querySelector("[data-panels]");
+  let panelsTimer = null;
+  let panelsBusy = false;
+  let panelsAgain = false;
+
+  function markChanged(fresh, old) {
+    fresh.querySelectorAll("tr[data-person]").forEach(function (row) {
+      const before = old.querySelector('tr[data-person="' + row.dataset.person + '"]');
+      if (!before) return;
+      Array.prototype.forEach.call(row.cells, function (cell, index) {
+        const was = before.cells[index];
+        if (was && was.textContent !== cell.textContent) cell.classList.add("changed");
+      });
+    });
+  }
+
+  function refreshPanels() {
+    panelsTimer = null;
+    if (panelsBusy) { panelsAgain = true; return; }
+    panelsBusy = true;
+    fetch(panels.dataset.panels, { credentials: "same-origin", headers: { Accept: "text/html" }, redirect: "error" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        const fresh = new DOMParser().parseFromString(html, "text/html");
+        fresh.querySelectorAll("section[id^='panel-']").forEach(function (section) {
+          const old = document.getElementById(section.id);
+          if (!old) return;
+          markChanged(section, old);
+          old.replaceWith(document.importNode(section, true));
+        });
+        panels.dataset.refreshed = String(Number(panels.dataset.refreshed || 0) + 1);
+      })
+      .catch(function () {})
+      .then(function () {
+        panelsBusy = false;
+        if (panelsAgain) { panelsAgain = false; panelsMoved(); }
+      });
+  }
+
+  function panelsMoved() {
+    if (!panels || panelsTimer) return;
+    panelsTimer = window.setTimeout(refreshPanels, 1000);
+  }
+
   function onMessage(message) {
     let frame;
     try { frame = JSON.parse(message.data); } catch (e) { return; }
@@ -421,6 +485,7 @@
     if (frame.stream === "notifications") { onNotification(frame); return; }
     if (!timeline || (frame.stream && frame.stream !== stream)) return;
     if (stream === "requests") { onRequests(frame); if (frame.type === "resync") window.location.reload(); return; }
+    if (panels && /^activity\./.test(frame.type || "")) panelsMoved();
     if (frame.type === "activity.created") arrived(frame.data);
     else if (frame.type === "activity.updated") updated(frame.data);
     else if (frame.type === "activity.deleted") removed(frame.data);

@@ -98,7 +98,11 @@ def test_delete_is_soft_audited_and_announced(cast: Cast) -> None:
     assert client_for(cast.owner).delete(f"/api/v1/activities/{post.pk}/").status_code == 204
     assert Activity.objects.filter(pk=post.pk, deleted_at__isnull=False).exists()
     assert AuditEntry.objects.get(activity=post).action == "deleted"
-    assert events_since(last) == [(f"account:{cast.account.pk}", "activity.deleted")]
+    # The account's readers, and the author's team (the dashboard's ticker and counts).
+    assert events_since(last) == [
+        (f"account:{cast.account.pk}", "activity.deleted"),
+        (f"team:{cast.east.pk}", "activity.deleted"),
+    ]
     assert client_for(cast.owner).get(f"/api/v1/activities/{post.pk}/").status_code == 404
 
 

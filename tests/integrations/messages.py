@@ -16,6 +16,7 @@ from typing import Any
 
 from django.test import Client
 
+from feed.models import Activity
 from integrations import actions
 from integrations.models import InboundEmail
 
@@ -87,3 +88,15 @@ def ingest(raw: bytes, **options: Any) -> InboundEmail:
     actions.process_inbound_email(inbound_id=accepted.inbound.pk)
     accepted.inbound.refresh_from_db()
     return accepted.inbound
+
+
+def request_by_mail(**message: Any) -> Activity:
+    """The request a customer raises by writing to the support address (Maria, by default)."""
+    fields: dict[str, Any] = {
+        "to": "Acme Support <support@inbound.tidings.example>",
+        "subject": "Invoices will not download",
+        "body": "Hello,\n\nThe invoice page shows an error since Monday.\n\nMaria",
+    }
+    inbound = ingest(email(**(fields | message)))
+    assert inbound.status == InboundEmail.Status.PROCESSED, inbound.reason
+    return Activity.objects.get(kind="request", details__email=inbound.activity_id)

@@ -1,0 +1,1 @@
+"""Support mail: replying to the customer who raised a request by email."""
