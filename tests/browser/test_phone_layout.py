@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, ViewportSize
 
 from feed.actions import create_task, post_activity
 from feed.actions.requests import raise_request
@@ -21,7 +21,7 @@ from tests.conftest import Cast
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-PHONE = {"width": 390, "height": 844}
+PHONE = ViewportSize(width=390, height=844)
 
 
 def _pages(cast: Cast) -> list[str]:
