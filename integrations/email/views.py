@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import logging
 
+import psycopg
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
@@ -43,7 +44,9 @@ def signature_is_valid(body: bytes, header: str, secret: str) -> bool:
     if not secret or scheme.lower() != "sha256" or not given:
         return False
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, given.strip().lower())
+    # Bytes, not str: compare_digest refuses non-ASCII text with a TypeError (a 500 for anyone
+    # who sends "sha256=é").
+    return hmac.compare_digest(expected.encode(), given.strip().lower().encode())
 
 
 def read_limited_body(request: HttpRequest, limit: int) -> bytes | None:
@@ -92,7 +95,8 @@ def accept_raw(body: bytes | None, signature: str) -> tuple[int, dict[str, objec
         close_old_connections()
     try:
         accepted = actions.accept_inbound_email(raw=body)
-    except DatabaseError:
+    except (DatabaseError, psycopg.Error):
+        # The accepting INSERT runs on a raw psycopg cursor, whose errors are not Django's.
         # The only 5xx: nothing was stored, so the sender must try again.
         log.exception("storing an inbound message failed")
         return 503, {"detail": "The message could not be stored; try again."}

@@ -96,6 +96,8 @@ async def test_a_bad_signature_an_empty_body_and_an_oversized_one_are_refused(
     raw = email()
     forged = [*_signed(raw)[:2], (b"x-tidings-signature", signature(b"other").encode())]
     assert (await _call("POST", PATH, raw, forged))[0] == 403
+    not_ascii = [*_signed(raw)[:2], (b"x-tidings-signature", "sha256=é".encode())]
+    assert (await _call("POST", PATH, raw, not_ascii))[0] == 403
     assert (await _call("POST", PATH, b" \r\n", _signed(b" \r\n")))[0] == 400
     settings.TIDINGS_INBOUND_MAX_BYTES = 1024
     big = email(body="x" * 4000)

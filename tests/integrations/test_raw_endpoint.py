@@ -55,7 +55,15 @@ def test_a_message_without_message_id_is_deduplicated_by_its_bytes(db: Any) -> N
 
 @pytest.mark.parametrize(
     "header",
-    ["", "sha256=", "sha256=00", "md5=abc", signature(b"another body"), signature(b"x", "wrong")],
+    [
+        "",
+        "sha256=",
+        "sha256=00",
+        "md5=abc",
+        "sha256=é",
+        signature(b"another body"),
+        signature(b"x", "wrong"),
+    ],
 )
 def test_a_bad_signature_is_refused_and_nothing_is_stored(db: Any, header: str) -> None:
     response = post_raw(Client(), email(), sign=header)
