@@ -101,7 +101,7 @@ def dashboard_scope(user: User, params: Any, *, now: dt.datetime | None = None) 
     else:
         people = [user]
     raw_days = str(params.get("cold_days") or "")
-    cold_days = int(raw_days) if raw_days.isdigit() and 0 < int(raw_days) <= 365 else None
+    cold_days = int(raw_days) if raw_days.isdecimal() and 0 < int(raw_days) <= 365 else None
     return Scope(
         viewer=user,
         teams=teams,

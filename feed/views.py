@@ -150,7 +150,7 @@ def _form_data(form: Any) -> tuple[str, dict[str, Any]]:
     """The composer's form as the plain values `feed.inputs.new_activity` takes."""
     kind = form.get("kind", "post")
     contact = form.get("contact") or None
-    if contact is not None and not contact.isdigit():
+    if contact is not None and not contact.isdecimal():
         raise ValidationError("No such contact on this account.")
     if kind == "post":
         return kind, {"body": form.get("body", "")}
@@ -164,7 +164,7 @@ def _form_data(form: Any) -> tuple[str, dict[str, Any]]:
         }
     if kind == "call":
         minutes = form.get("duration_minutes", "")
-        if minutes and (not minutes.isdigit() or int(minutes) > 24 * 60):
+        if minutes and (not minutes.isdecimal() or int(minutes) > 24 * 60):
             raise ValidationError("Duration is a number of minutes (at most a day).")
         return kind, {
             "contact": int(contact) if contact else None,
@@ -175,7 +175,7 @@ def _form_data(form: Any) -> tuple[str, dict[str, Any]]:
         }
     if kind == "meeting":
         contacts = form.getlist("contacts")
-        if not all(raw.isdigit() for raw in contacts):
+        if not all(raw.isdecimal() for raw in contacts):
             raise ValidationError("No such contact on this account.")
         return kind, {
             "subject": form.get("subject", ""),
@@ -195,7 +195,7 @@ def _form_data(form: Any) -> tuple[str, dict[str, Any]]:
         }
     if kind == "request":
         queue = form.get("queue") or None
-        if queue is not None and not queue.isdigit():
+        if queue is not None and not queue.isdecimal():
             raise ValidationError("No such queue.")
         return kind, {
             "subject": form.get("subject", ""),

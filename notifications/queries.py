@@ -112,7 +112,7 @@ def inbox(user: Any, *, before: str | None = None, unread_only: bool = False) ->
     Three queries: visibility is a subquery, the page, and the unread count."""
     queryset = _shown(user).select_related("actor", "activity__account")
     if before:
-        if not before.isdigit() or int(before) < 1:
+        if not before.isdecimal() or int(before) < 1:
             raise ValidationError("That is not a valid page cursor.")
         queryset = queryset.filter(pk__lt=int(before))
     if unread_only:

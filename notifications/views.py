@@ -70,7 +70,7 @@ def notification_settings(request: HttpRequest) -> HttpResponse:
         }
         for name in ("digest_hour", "reminder_minutes"):
             raw = request.POST.get(name, "").strip()
-            schedule[name] = int(raw) if raw.isdigit() else raw
+            schedule[name] = int(raw) if raw.isdecimal() else raw
         try:
             actions.update_preferences(
                 user=user, kinds={k: v for k, v in kinds.items() if v}, schedule=schedule

@@ -41,7 +41,7 @@ class QueueFilters:
 
         def number(name: str) -> int | None:
             raw = str(params.get(name) or "")
-            return int(raw) if raw.isdigit() and len(raw) < 12 else None
+            return int(raw) if raw.isdecimal() and len(raw) < 12 else None
 
         priority = params.get("priority") or None
         return cls(
