@@ -161,8 +161,19 @@ def customer_conversation(request: Activity) -> Conversation | None:
         ).order_by("id")
     )
     emails = [original, *in_thread]
-    inbound = [e for e in emails if e.details.get("direction") != "outbound"]
-    answered = inbound[-1] if inbound[-1].details.get("from") else original
+    # The customer is who raised the request: a colleague of theirs copied in, or someone the
+    # mail was forwarded to, may write into the thread, but the reply (and what it quotes) goes
+    # to the person the agent's page names.
+    customer = str(original.details["from"]).lower()
+    answered = next(
+        (
+            e
+            for e in reversed(emails)
+            if e.details.get("direction") != "outbound"
+            and str(e.details.get("from") or "").lower() == customer
+        ),
+        original,
+    )
     ids = [str(e.details.get("message_id") or "") for e in emails]
     references = list(dict.fromkeys(i for i in ids if i))[-REFERENCES_KEPT:]
-    return Conversation(str(answered.details["from"]), answered, references)
+    return Conversation(str(original.details["from"]), answered, references)

@@ -61,6 +61,7 @@ def reply_to_customer(*, actor: User, request: Activity, body: str) -> Activity:
             "Reply in the thread instead."
         )
     text = feed_actions.clean_text(body)
+    contact = conversation.answered.contact
     # Kept without angle brackets, as inbound Message-IDs are (integrations.email.parsing).
     message_id = message_id_for_activity(current.pk, nonce=secrets.token_hex(8)).strip("<>")
     answered_id = str(conversation.answered.details.get("message_id") or "")
@@ -71,7 +72,9 @@ def reply_to_customer(*, actor: User, request: Activity, body: str) -> Activity:
         subject=_subject(conversation.answered.subject or current.subject),
         body=text,
         parent=current,
-        contact=conversation.answered.contact,
+        # A request moved to its right account leaves its original email behind, and that
+        # email's contact with it: name the contact only where it belongs.
+        contact=contact if contact and contact.account_id == current.account_id else None,
         details={
             "direction": "outbound",
             "from": settings.TIDINGS_SUPPORT_ADDRESS,

@@ -305,3 +305,37 @@ def test_a_reply_to_the_customer_counts_as_the_agents_email_and_touches_the_acco
     data = client_for(cast.owner).get(f"/api/v1/activities/{reply.pk}/").json()
     assert data["kind"] == "email" and data["author"]["username"] == "carol"
     assert data["internal"] is False and data["details"]["direction"] == "outbound"
+
+
+def test_a_third_party_in_the_thread_does_not_become_the_customer(cast: Cast) -> None:
+    """Maria raised the request; our reply was forwarded to a colleague of hers, who answers it.
+    The agent's next reply (to Maria, as the page says) goes to Maria and answers Maria."""
+    request = _mailed_request(cast)
+    first = reply_to_customer(actor=cast.support, request=request, body="Please retry now.")
+    ours = first.details["message_id"]
+    colleague = ingest(
+        raw_email(
+            sender="Tom Reyes <tom@partner.example>",
+            subject="Re: Invoices will not download",
+            body="Same here, by the way.",
+            message_id="<tom-1@partner.example>",
+            in_reply_to=f"<{ours}>",
+            references=f"<invoices-1@mail.acme.example> <{ours}>",
+            date=timezone.now(),
+        )
+    )
+    assert colleague.activity is not None and colleague.activity.parent_id == request.pk
+    reply = reply_to_customer(actor=cast.support, request=request, body="Fixed, please retry.")
+    assert reply.details["to"] == [CUSTOMER]
+    assert reply.details["in_reply_to"] == ["invoices-1@mail.acme.example"]
+
+
+def test_a_request_moved_to_its_right_account_can_still_be_answered(cast: Cast) -> None:
+    """The original email stays on the old account with its contact; the reply, on the new
+    account, must not name a contact of another account."""
+    request = _mailed_request(cast)
+    feed.move_activity(actor=cast.admin, activity=request, to_account=cast.west_account)
+    request.refresh_from_db()
+    reply = reply_to_customer(actor=cast.admin, request=request, body="Answering from West.")
+    assert reply.account_id == cast.west_account.pk and reply.contact_id is None
+    assert reply.details["to"] == [CUSTOMER]
