@@ -217,11 +217,23 @@ def _redact_record(record: Contact | Lead) -> int | None:
 
 
 def _audit(actor: User, account_id: int, person: Person, erasure: Erasure) -> Any:
+    """The `system` entry on the person's account — on the survivor when that account was merged
+    away. An archived account takes no new entries: the `Erasure` row is then the only audit
+    (a failed audit entry must not undo the erasure)."""
     from crm.models import Account
+    from crm.queries import merged_survivor_id
 
+    for _ in range(20):  # merges chain (A into B, B into C); never loop on bad data
+        survivor = merged_survivor_id(account_id)
+        if survivor is None:
+            break
+        account_id = survivor
+    account = Account.objects.filter(pk=account_id, archived_at__isnull=True).first()
+    if account is None:
+        return None
     return feed_actions.log_activity(
         actor=actor,
-        account=Account.objects.get(pk=account_id),
+        account=account,
         kind=Activity.Kind.SYSTEM,
         subject=AUDIT_SUBJECT,
         body=(

@@ -276,6 +276,21 @@ def test_a_converted_lead_is_erased_from_the_history_of_its_conversion(cast: Cas
     assert Activity.objects.filter(account=account, subject=AUDIT_SUBJECT).exists()
 
 
+def test_a_lead_whose_account_was_merged_away_is_erased_with_the_audit_on_the_survivor(
+    cast: Cast,
+) -> None:
+    lead = crm_actions.create_lead(
+        actor=cast.owner, first_name="Noor", last_name="Alimova", company="Bridge Peak"
+    )
+    converted = feed_actions.convert_lead(actor=cast.owner, lead=lead)
+    feed_actions.merge_accounts(actor=cast.admin, survivor=cast.account, loser=converted)
+    url = f"/api/v1/privacy/leads/{lead.pk}/erase/"
+    response = _admin(cast).post(url, {"confirm": True}, format="json")
+    assert response.status_code == 200 and response.json()["status"] == "erased"
+    assert not Lead.objects.filter(pk=lead.pk).exists()
+    assert Activity.objects.filter(account=cast.account, subject=AUDIT_SUBJECT).exists()
+
+
 @pytest.mark.parametrize("kind", ["contacts", "leads"])
 @pytest.mark.parametrize("action", ["export", "erase"])
 def test_only_administrators_reach_privacy(cast: Cast, kind: str, action: str) -> None:
