@@ -221,7 +221,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             elif "access" in event:
                 session = getattr(self.scope.get("session"), "session_key", None)
                 if event.get("session") and event["session"] == session:
-                    self.subscriptions = {}
+                    self._forget_all()
                     await self.close(code=CLOSE_UNAUTHENTICATED)
                     return
                 await self._recheck_all()
@@ -242,7 +242,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 sub.checked_at = 0.0
             return
         if not verdict.is_valid:
-            self.subscriptions = {}
+            self._forget_all()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         for sub in subs:
@@ -449,7 +449,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             return True
         sub.checked_at = now
         if not await db(connection_is_valid)(self.scope):
-            self.subscriptions = {}
+            self._forget_all()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return False
         user = self.scope["user"]
@@ -464,6 +464,12 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def _resync(self, sub: Subscription) -> None:
         self._forget(sub.name)
         await self.send_json({"type": "resync", "stream": sub.name})
+
+    def _forget_all(self) -> None:
+        """End every subscription and leave the hub's index: a socket closed for losing its
+        session must not stay there (its queue would fill with events nobody reads)."""
+        for name in list(self.subscriptions):
+            self._forget(name)
 
     def _forget(self, name: str) -> None:
         sub = self.subscriptions.pop(name, None)

@@ -16,6 +16,7 @@ from config.asgi import application
 from crm.models import User
 from feed.actions import post_activity
 from realtime.channel import publish_message
+from realtime.hub import get_hub
 from realtime.models import Event
 from realtime.tickets import issue_ticket
 from tests.conftest import Cast
@@ -313,6 +314,8 @@ async def test_logging_out_closes_the_socket_at_once(cast: Cast) -> None:
 
     await log_out()
     assert await comm.receive_output(timeout=2) == {"type": "websocket.close", "code": 4401}
+    # Closed for its session, the socket has left the hub's index (no queue filling for nobody).
+    assert not get_hub().index.get(f"account:{cast.account.pk}")
 
 
 async def test_rate_limit_is_shared_by_a_users_sockets(cast: Cast) -> None:
