@@ -247,10 +247,14 @@ def _write_isolated(items: list[Item]) -> None:
             _fail_on_error(items[0], error)
             return
         log.warning("an inbound batch of %s failed; writing its messages one by one", len(items))
-    for item in items:
+    for index, item in enumerate(items):
         try:
             _write([item])
         except DATABASE_AWAY:
+            raise
+        except SoftTimeLimitExceeded:
+            # Out of time: not this message's fault. It and the rest go back to the queue.
+            _release([i.inbound.pk for i in items[index:]])
             raise
         except Exception as error:
             _fail_on_error(item, error)
