@@ -139,6 +139,12 @@ class Hub:
             self.recheck_task = loop.create_task(self._recheck_stale(), name="tidings-recheck")
 
     async def _recheck_stale(self) -> None:
+        # Sockets that go stale while a batch is being decided join `stale` without a task of
+        # their own (this one is not done): loop until none is left waiting.
+        while self.stale:
+            await self._recheck_batch()
+
+    async def _recheck_batch(self) -> None:
         await asyncio.sleep(RECHECK_BATCH_WAIT)
         listeners, self.stale = list(self.stale), set()
         asked = [(listener, listener.stale_question()) for listener in listeners]
