@@ -11,7 +11,7 @@ import datetime as dt
 import random
 import unicodedata
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
@@ -191,6 +191,17 @@ def _mailbox(first: str, last: str, domain: str) -> str:
     return f"{local}@{domain}".lower()
 
 
+class _Entry(NamedTuple):
+    """What one entry of seeded history is made of."""
+
+    account: Account
+    when: dt.datetime
+    author: User
+    owner: User
+    contact: Any
+    rng: random.Random
+
+
 class Command(BaseCommand):
     help = "Create (or refresh) the demo org: teams, users, accounts, contacts, history."
 
@@ -350,166 +361,114 @@ class Command(BaseCommand):
     ) -> None:
         """One believable entry of history of `kind`, at `when`, through the feed's actions."""
         seed = getattr(self, f"_seed_{kind}")
-        seed(account, when, author, owner, contact, rng)
+        seed(_Entry(account, when, author, owner, contact, rng))
 
-    def _seed_post(
-        self,
-        account: Account,
-        when: dt.datetime,
-        author: User,
-        owner: User,
-        contact: Any,
-        rng: random.Random,
-    ) -> None:
-        who = contact.full_name
+    def _seed_post(self, entry: _Entry) -> None:
+        who = entry.contact.full_name
         thread = log_activity(
-            actor=author,
-            account=account,
+            actor=entry.author,
+            account=entry.account,
             kind="post",
-            occurred_at=when,
-            body=rng.choice(POSTS).format(contact=who),
+            occurred_at=entry.when,
+            body=entry.rng.choice(POSTS).format(contact=who),
         )
-        if rng.random() < 0.5:
+        if entry.rng.random() < 0.5:
             reply = add_comment(
-                actor=owner, parent=thread, body="Thanks, I'll follow up this week."
+                actor=entry.owner, parent=thread, body="Thanks, I'll follow up this week."
             )
-            Activity.objects.filter(pk=reply.pk).update(occurred_at=when + dt.timedelta(hours=2))
+            Activity.objects.filter(pk=reply.pk).update(
+                occurred_at=entry.when + dt.timedelta(hours=2)
+            )
 
-    def _seed_email(
-        self,
-        account: Account,
-        when: dt.datetime,
-        author: User,
-        owner: User,
-        contact: Any,
-        rng: random.Random,
-    ) -> None:
-        who = contact.full_name
-        address = contact.emails.first().address
+    def _seed_email(self, entry: _Entry) -> None:
+        who = entry.contact.full_name
+        address = entry.contact.emails.first().address
         log_activity(
             actor=None,
-            account=account,
+            account=entry.account,
             kind="email",
-            occurred_at=when,
-            subject=f"Re: {account.name} proposal",
+            occurred_at=entry.when,
+            subject=f"Re: {entry.account.name} proposal",
             body=(
-                f"Hi {owner.first_name},\n\nThanks for the call. "
+                f"Hi {entry.owner.first_name},\n\nThanks for the call. "
                 f"Could you send the updated terms?\n\n{who}"
             ),
-            details={"direction": "inbound", "from": address, "to": [owner.email], "cc": []},
+            details={"direction": "inbound", "from": address, "to": [entry.owner.email], "cc": []},
         )
 
-    def _seed_call(
-        self,
-        account: Account,
-        when: dt.datetime,
-        author: User,
-        owner: User,
-        contact: Any,
-        rng: random.Random,
-    ) -> None:
+    def _seed_call(self, entry: _Entry) -> None:
         log_call(
-            actor=author,
-            account=account,
-            contact=contact,
-            occurred_at=when,
+            actor=entry.author,
+            account=entry.account,
+            contact=entry.contact,
+            occurred_at=entry.when,
             body="Discussed rollout timeline and next steps.",
-            duration_seconds=rng.randint(5, 45) * 60,
-            outcome=rng.choice(CALL_OUTCOMES),
+            duration_seconds=entry.rng.randint(5, 45) * 60,
+            outcome=entry.rng.choice(CALL_OUTCOMES),
         )
 
-    def _seed_meeting(
-        self,
-        account: Account,
-        when: dt.datetime,
-        author: User,
-        owner: User,
-        contact: Any,
-        rng: random.Random,
-    ) -> None:
-        who = contact.full_name
+    def _seed_meeting(self, entry: _Entry) -> None:
+        who = entry.contact.full_name
         # Some meetings lie ahead, so the 360 page has upcoming ones.
         starts = (
-            when if rng.random() < 0.6 else timezone.now() + dt.timedelta(days=rng.randint(1, 14))
+            entry.when
+            if entry.rng.random() < 0.6
+            else timezone.now() + dt.timedelta(days=entry.rng.randint(1, 14))
         )
         log_meeting(
-            actor=author,
-            account=account,
-            subject=f"{account.name} quarterly review",
+            actor=entry.author,
+            account=entry.account,
+            subject=f"{entry.account.name} quarterly review",
             body="Reviewed adoption numbers and the open support items.",
             starts_at=starts,
             ends_at=starts + dt.timedelta(hours=1),
-            users=[owner],
-            contacts=[contact],
+            users=[entry.owner],
+            contacts=[entry.contact],
             decisions=["Pilot a second team"],
             action_items=[
                 {
                     "subject": f"Send pilot plan to {who}",
-                    "assignee": owner,
-                    "due_at": starts + dt.timedelta(days=rng.randint(1, 20)),
+                    "assignee": entry.owner,
+                    "due_at": starts + dt.timedelta(days=entry.rng.randint(1, 20)),
                 }
             ],
         )
 
-    def _seed_task(
-        self,
-        account: Account,
-        when: dt.datetime,
-        author: User,
-        owner: User,
-        contact: Any,
-        rng: random.Random,
-    ) -> None:
-        who = contact.full_name
+    def _seed_task(self, entry: _Entry) -> None:
+        who = entry.contact.full_name
         task = create_task(
-            actor=author,
-            account=account,
+            actor=entry.author,
+            account=entry.account,
             subject=f"Send the revised quote to {who}",
-            assignee=owner,
-            due_at=when + dt.timedelta(days=rng.randint(1, 20)),
-            contact=contact,
+            assignee=entry.owner,
+            due_at=entry.when + dt.timedelta(days=entry.rng.randint(1, 20)),
+            contact=entry.contact,
         )
-        Activity.objects.filter(pk=task.pk).update(occurred_at=when)
-        if rng.random() < 0.6:
-            set_task_done(actor=owner, task=task)
+        Activity.objects.filter(pk=task.pk).update(occurred_at=entry.when)
+        if entry.rng.random() < 0.6:
+            set_task_done(actor=entry.owner, task=task)
 
-    def _seed_request(
-        self,
-        account: Account,
-        when: dt.datetime,
-        author: User,
-        owner: User,
-        contact: Any,
-        rng: random.Random,
-    ) -> None:
-        who = contact.full_name
+    def _seed_request(self, entry: _Entry) -> None:
+        who = entry.contact.full_name
         log_activity(
-            actor=author,
-            account=account,
+            actor=entry.author,
+            account=entry.account,
             kind="request",
-            occurred_at=when,
-            subject=rng.choice(REQUEST_SUBJECTS),
+            occurred_at=entry.when,
+            subject=entry.rng.choice(REQUEST_SUBJECTS),
             body=f"Reported by {who}.",
-            status=rng.choice(["open", "in_progress", "resolved"]),
-            priority=rng.choice(["low", "normal", "normal", "high", "urgent"]),
+            status=entry.rng.choice(["open", "in_progress", "resolved"]),
+            priority=entry.rng.choice(["low", "normal", "normal", "high", "urgent"]),
             queue=default_queue(),
-            due_at=when + dt.timedelta(days=2),
+            due_at=entry.when + dt.timedelta(days=2),
         )
 
-    def _seed_change(
-        self,
-        account: Account,
-        when: dt.datetime,
-        author: User,
-        owner: User,
-        contact: Any,
-        rng: random.Random,
-    ) -> None:
+    def _seed_change(self, entry: _Entry) -> None:
         log_activity(
-            actor=owner,
-            account=account,
+            actor=entry.owner,
+            account=entry.account,
             kind="change",
-            occurred_at=when,
+            occurred_at=entry.when,
             subject="Opportunity stage changed",
             details={
                 "field": "stage",
