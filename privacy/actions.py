@@ -220,15 +220,15 @@ def _audit(actor: User, account_id: int, person: Person, erasure: Erasure) -> An
     """The `system` entry on the person's account — on the survivor when that account was merged
     away. An archived account takes no new entries: the `Erasure` row is then the only audit
     (a failed audit entry must not undo the erasure)."""
-    from crm.models import Account
     from crm.queries import merged_survivor_id
+    from crm.visibility import live_accounts
 
     for _ in range(20):  # merges chain (A into B, B into C); never loop on bad data
         survivor = merged_survivor_id(account_id)
         if survivor is None:
             break
         account_id = survivor
-    account = Account.objects.filter(pk=account_id, archived_at__isnull=True).first()
+    account = live_accounts().filter(pk=account_id).first()
     if account is None:
         return None
     return feed_actions.log_activity(
