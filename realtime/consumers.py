@@ -116,6 +116,17 @@ def _sources_and_skips(
     return kind.sources(user, arg), kind.skips(user, arg)
 
 
+def _access_and_sources(
+    kind: streams.StreamKind, user: Any, arg: int | None
+) -> tuple[frozenset[str], frozenset[str]] | None:
+    """What a new subscription reads before it listens, in one trip (None: it may not see the
+    stream). A trip to the worker pool, with its pooled connection's health check, was a quarter
+    of what each of the benchmark's 1,000 connections cost the server (docs/benchmarks.md)."""
+    if not kind.can_see(user, arg):
+        return None
+    return _sources_and_skips(kind, user, arg)
+
+
 @dataclass
 class TokenBucket:
     tokens: float = RATE_BURST
@@ -394,7 +405,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.send_error("bad_request", detail)
             return
         kind, arg = resolved
-        if not await db(kind.can_see)(self.scope["user"], arg):
+        read = await db(_access_and_sources)(kind, self.scope["user"], arg)
+        if read is None:
             await self.send_error("not_found", "No such stream.", stream=name)
             return
         self._forget(name)
@@ -403,7 +415,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.subscriptions[name] = sub
         # Listen before reading the outbox: an event committed in between is then both in the
         # catch-up and in the queue, and the cursor drops the second copy.
-        await self._refresh_sources(sub)
+        self._use_sources(sub, *read)
         if since is None:
             sub.last = await db(outbox.streams_head)(set(sub.sources))
             await self.send_json({"type": "subscribed", "stream": name, "cursor": str(sub.last)})
@@ -487,7 +499,15 @@ class StreamConsumer(AsyncWebsocketConsumer):
         """Read the subscription's sources again; True when some were added."""
         if sub.kind.static_sources and sub.sources:
             return False
-        sources, sub.skips = await db(_sources_and_skips)(sub.kind, self.scope["user"], sub.arg)
+        sources, skips = await db(_sources_and_skips)(sub.kind, self.scope["user"], sub.arg)
+        return self._use_sources(sub, sources, skips)
+
+    def _use_sources(
+        self, sub: Subscription, sources: frozenset[str], skips: frozenset[str]
+    ) -> bool:
+        """Listen to `sources` (and no longer to what `sub` read before); True when some were
+        added."""
+        sub.skips = skips
         assert self.hub is not None  # noqa: S101 - set in connect() before any message is read
         for source in sub.sources - sources:
             if not any(source in s.sources for s in self.subscriptions.values() if s is not sub):
