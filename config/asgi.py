@@ -3,12 +3,39 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-from django.core.asgi import get_asgi_application
+import django
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIHandler
 
-django_asgi_app = get_asgi_application()
+
+class OneHopASGIHandler(ASGIHandler):
+    """Django's ASGI handler, with the middleware chain and the view run as under WSGI: in one
+    call on the request's sync thread.
+
+    Django's own handler runs the chain in async mode. Every middleware here is sync-only or a
+    `MiddlewareMixin` (whose async mode calls `process_request` and `process_response` through
+    `sync_to_async` one at a time), and every view but one is sync: a request hopped between the
+    event loop and its thread about 17 times. Each hop is a thread wake-up and a trip through the
+    event loop, which under 1,000 open WebSockets is busy delivering frames; profiled on the
+    real-time benchmark, the hops before the view cost ~3.5 ms of the 40 ms from POST to the
+    followers' frames (docs/benchmarks.md). Here a request makes three: `request_started`, the
+    chain, the response's close. An async view (the inbound email fallback) still works: Django
+    calls it with `async_to_sync` from the thread.
+    """
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        super().load_middleware(is_async=False)
+
+    async def get_response_async(self, request: Any) -> Any:
+        return await sync_to_async(self.get_response, thread_sensitive=True)(request)
+
+
+django.setup(set_prefix=False)
+django_asgi_app = OneHopASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 - needs apps loaded
 from django.urls import path  # noqa: E402

@@ -76,9 +76,9 @@ def _announced(activity: Activity, type: str) -> list[tuple[str, str, dict[str, 
 
 def activity_created(activity: Activity) -> None:
     """To the account's followers and viewers; to the author's team's managers; a request also
-    to the support queue."""
-    for stream, type, data, topic in _announced(activity, ACTIVITY_CREATED):
-        record_event(stream=stream, type=type, data=data, topic=topic)
+    to the support queue. One outbox write and one channel-layer message for all its streams
+    (a post by a team member is two rows: one lock and one publish, not two of each)."""
+    record_events(_announced(activity, ACTIVITY_CREATED))
 
 
 def activities_created(activities: list[Activity]) -> None:
@@ -89,8 +89,7 @@ def activities_created(activities: list[Activity]) -> None:
 def activity_updated(activity: Activity) -> None:
     """An edit, a reaction, a task ticked off, a request moved on: subscribers replace what they
     show. A request's manager sees it move on too (the team ticker), as does the queue."""
-    for stream, type, data, topic in _announced(activity, ACTIVITY_UPDATED):
-        record_event(stream=stream, type=type, data=data, topic=topic)
+    record_events(_announced(activity, ACTIVITY_UPDATED))
 
 
 def activity_deleted(activity: Activity) -> None:

@@ -15,6 +15,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,48 @@ SLOW_HARD_FACTOR = 4
 db = in_worker
 
 
+def start_eagerly(coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+    """Run `coroutine` now, on the caller's stack, up to its first real wait; finish it in a
+    task from there (None: it completed at once).
+
+    What Python 3.12's eager tasks do (the project runs on 3.11): a coroutine that never waits
+    costs no task, no scheduling and no trip through the event loop. One that waits on a future
+    goes on in a task that waits on that same future and then resumes it, exactly as a task
+    would have; a cancellation of that task is thrown into the coroutine.
+    """
+    try:
+        waiting = coroutine.send(None)
+    except StopIteration:
+        return None
+    except Exception:
+        # The caller is fanning out to many sockets: one failure must not stop the others.
+        log.exception("a delivery failed")
+        return None
+    return asyncio.get_running_loop().create_task(_resume(coroutine, waiting))
+
+
+async def _resume(coroutine: Coroutine[Any, Any, None], waiting: Any) -> None:
+    while True:
+        try:
+            if waiting is None:
+                await asyncio.sleep(0)  # a bare yield: give the loop one turn
+            else:
+                # What a task does with a future its coroutine yields: take the "blocking"
+                # mark (set by the coroutine's await) before waiting on it.
+                waiting._asyncio_future_blocking = False
+                await waiting
+        except BaseException as error:
+            try:
+                waiting = coroutine.throw(error)
+            except StopIteration:
+                return
+            continue
+        try:
+            waiting = coroutine.send(None)
+        except StopIteration:
+            return
+
+
 def parse_cursor(raw: object) -> int | None:
     """None for "from now on", else the cursor as a number; ValueError for anything else."""
     if raw is None:
@@ -71,6 +114,17 @@ def _sources_and_skips(
 ) -> tuple[frozenset[str], frozenset[str]]:
     # One trip to a worker thread for both: each trip borrows a pooled connection.
     return kind.sources(user, arg), kind.skips(user, arg)
+
+
+def _access_and_sources(
+    kind: streams.StreamKind, user: Any, arg: int | None
+) -> tuple[frozenset[str], frozenset[str]] | None:
+    """What a new subscription reads before it listens, in one trip (None: it may not see the
+    stream). A trip to the worker pool, with its pooled connection's health check, was a quarter
+    of what each of the benchmark's 1,000 connections cost the server (docs/benchmarks.md)."""
+    if not kind.can_see(user, arg):
+        return None
+    return _sources_and_skips(kind, user, arg)
 
 
 @dataclass
@@ -166,6 +220,15 @@ class StreamConsumer(AsyncWebsocketConsumer):
     # --- the hub's side ---------------------------------------------------------------------
 
     def offer(self, event: dict[str, Any]) -> None:
+        if self.queue.empty() and not self.lock.locked() and not self.is_overflowing:
+            # Nothing is waiting for this socket: deliver on the hub's stack instead of waking
+            # the pump. With a task per socket, a post to 1,000 followers was 1,000 task
+            # wake-ups and queue round trips before any frame left (docs/benchmarks.md). Under
+            # daphne a delivery never waits, so it completes here; one that does wait (a
+            # database call, a transport under flow control) goes on in a task of its own,
+            # holding the lock, and the next events queue behind it in order.
+            start_eagerly(self._handle_safely(event))
+            return
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
@@ -201,16 +264,19 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def _pump(self) -> None:
         while True:
             event = await self.queue.get()
-            try:
-                await self._handle(event)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # One bad event (or a database hiccup) must not end this connection's delivery:
-                # the client is told to reload, which re-reads everything from the outbox.
-                log.exception("could not deliver event %s", event.get("id"))
-                for sub in list(self.subscriptions.values()):
-                    await self._resync(sub)
+            await self._handle_safely(event)
+
+    async def _handle_safely(self, event: dict[str, Any]) -> None:
+        try:
+            await self._handle(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # One bad event (or a database hiccup) must not end this connection's delivery:
+            # the client is told to reload, which re-reads everything from the outbox.
+            log.exception("could not deliver event %s", event.get("id"))
+            for sub in list(self.subscriptions.values()):
+                await self._resync(sub)
 
     async def _handle(self, event: dict[str, Any]) -> None:
         async with self.lock:
@@ -339,7 +405,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.send_error("bad_request", detail)
             return
         kind, arg = resolved
-        if not await db(kind.can_see)(self.scope["user"], arg):
+        read = await db(_access_and_sources)(kind, self.scope["user"], arg)
+        if read is None:
             await self.send_error("not_found", "No such stream.", stream=name)
             return
         self._forget(name)
@@ -348,7 +415,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.subscriptions[name] = sub
         # Listen before reading the outbox: an event committed in between is then both in the
         # catch-up and in the queue, and the cursor drops the second copy.
-        await self._refresh_sources(sub)
+        self._use_sources(sub, *read)
         if since is None:
             sub.last = await db(outbox.streams_head)(set(sub.sources))
             await self.send_json({"type": "subscribed", "stream": name, "cursor": str(sub.last)})
@@ -432,7 +499,15 @@ class StreamConsumer(AsyncWebsocketConsumer):
         """Read the subscription's sources again; True when some were added."""
         if sub.kind.static_sources and sub.sources:
             return False
-        sources, sub.skips = await db(_sources_and_skips)(sub.kind, self.scope["user"], sub.arg)
+        sources, skips = await db(_sources_and_skips)(sub.kind, self.scope["user"], sub.arg)
+        return self._use_sources(sub, sources, skips)
+
+    def _use_sources(
+        self, sub: Subscription, sources: frozenset[str], skips: frozenset[str]
+    ) -> bool:
+        """Listen to `sources` (and no longer to what `sub` read before); True when some were
+        added."""
+        sub.skips = skips
         assert self.hub is not None  # noqa: S101 - set in connect() before any message is read
         for source in sub.sources - sources:
             if not any(source in s.sources for s in self.subscriptions.values() if s is not sub):

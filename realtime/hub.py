@@ -87,6 +87,7 @@ class Hub:
         joined_at: float | None = time.monotonic()
         self.watermark = await in_sync_thread(outbox.newest_event_id)()
         self.ready.set()
+        channel.deliver_here(self.take_local)
         while True:
             try:
                 # After a failure Redis may be a fresh one that forgot the group: join again at
@@ -97,13 +98,8 @@ class Hub:
                 message = await channel.receive(self.channel_name, timeout=self._timeout())
                 if message is not None and message.get("type") == "presence":
                     await self._presence_changed(str(message["stream"]))
-                elif message is not None and message.get("type") == "access":
-                    self._access_changed(message.get("users"), message.get("session") or "")
-                elif message is not None and message.get("type") == "events":
-                    for event in message["events"]:  # a batch, in commit order
-                        self._take(event)
                 elif message is not None:
-                    self._take(message["event"])
+                    self._take_message(message)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -186,6 +182,28 @@ class Hub:
         if self.gap_since is None:
             return POLL
         return max(0.0, GAP_WAIT - (time.monotonic() - self.gap_since))
+
+    def _take_message(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "access":
+            # An access message that came back through Redis after its local copy makes the
+            # same sockets re-check once more: harmless, and rare (an access change).
+            self._access_changed(message.get("users"), message.get("session") or "")
+        elif message.get("type") == "events":
+            for event in message["events"]:  # a batch, in commit order
+                self._take(event)
+        elif message.get("type") == "event":
+            self._take(message["event"])
+
+    def take_local(self, message: dict[str, Any]) -> None:
+        """A message sent by this process (realtime.channel.deliver_here). Its events are
+        dispatched now if they follow what was dispatched last, else buffered until the chain
+        fills (through the channel layer, or from the outbox after GAP_WAIT)."""
+        if not self.ready.is_set():
+            return  # not following the chain yet: the channel layer's copy will do
+        self._take_message(message)
+        self._dispatch_contiguous()
+        if self.buffer and self.gap_since is None:
+            self.gap_since = time.monotonic()
 
     def _take(self, event: dict[str, Any]) -> None:
         if event["id"] > self.watermark:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +17,7 @@ from config.asgi import application
 from crm.models import User
 from feed.actions import post_activity
 from realtime.channel import publish_message
-from realtime.hub import get_hub
+from realtime.hub import POLL, get_hub
 from realtime.models import Event
 from realtime.tickets import issue_ticket
 from tests.conftest import Cast
@@ -192,6 +193,38 @@ async def test_a_dropped_live_message_is_recovered_from_the_database(
     got = [await alice_socket.receive_json_from(timeout=2) for _ in range(2)]
     assert [g["cursor"] for g in got] == [str(first.pk), str(second.pk)]
     assert await alice_socket.receive_nothing(timeout=0.2)
+
+
+async def test_a_post_reaches_its_own_process_sockets_without_the_channel_layer(
+    cast: Cast, settings: Any
+) -> None:
+    """The process that commits a post hands it to its own hub directly (realtime.channel
+    `deliver_here`), not only through the channel layer: here a layer that loses every message
+    (each group member expires at once), so without the hand-over only the hub's outbox poll,
+    once a POLL, would deliver, and each post below would wait for it."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"group_expiry": -3600},
+        }
+    }
+    comm = communicator(cookie=await session_cookie(cast.owner))
+    connected, _ = await comm.connect()
+    assert connected
+    try:
+        await subscribe(comm, f"account:{cast.account.pk}")
+        for n in range(4):
+            posted_at = time.monotonic()
+            await database_sync_to_async(post_activity)(
+                author=cast.owner, account=cast.account, body=f"Local #{n}"
+            )
+            got = await comm.receive_json_from(timeout=2 * POLL)
+            waited = time.monotonic() - posted_at
+            assert got["data"]["body"] == f"Local #{n}"
+            assert waited < POLL / 4, f"post #{n} came by the outbox poll ({waited:.2f} s)"
+        assert await comm.receive_nothing(timeout=0.2)  # the outbox poll adds no second copy
+    finally:
+        await comm.disconnect()
 
 
 async def test_duplicate_live_message_is_delivered_once(

@@ -328,11 +328,15 @@ async def test_redis_killed_and_restarted_mid_stream(
     sockets: Sockets,
 ) -> None:
     """Nothing stored is lost, the service degrades (503, delivery from the outbox) and then
-    recovers without a restart: live delivery again, on the same socket."""
+    recovers without a restart: live delivery again, on the same socket.
+
+    The posts go through a second process: a process hands its own posts to its own sockets
+    without Redis (realtime.channel.deliver_here), so posting through `web` would not show
+    whether `web` hears Redis again."""
     account_id, stream = cast.account.pk, f"account:{cast.account.pk}"
     with servers.running_redis(tmp_path / "redis") as redis:
         web = start_server("web", redis_url=redis.url())
-        api = Api(web)
+        api = Api(start_server("poster", redis_url=redis.url()))
         alice_token, bob_token = tokens["alice"], tokens["bob"]
         alice = await sockets.open(ticket=await api.ticket(alice_token), server=web)
         await subscribed(alice, stream)
