@@ -83,9 +83,8 @@ class Hub:
 
     async def _run(self) -> None:
         self.channel_name = await channel.new_channel()
-        await channel.join_all_events(self.channel_name)
-        joined_at: float | None = time.monotonic()
-        self.watermark = await in_sync_thread(outbox.newest_event_id)()
+        joined_at = await self._join()
+        self.watermark = await self._newest_event_id()
         self.ready.set()
         channel.deliver_here(self.take_local)
         while True:
@@ -114,6 +113,29 @@ class Hub:
                 raise
             except Exception:
                 # Database down: keep going; the outbox will fill the hole later.
+                log.exception("event hub: reading the outbox failed; retrying")
+                await asyncio.sleep(POLL)
+
+    async def _join(self) -> float | None:
+        """Join the all-events group; None when the channel layer is down (the loop retries).
+
+        A process whose first socket arrives while Redis is down must still start: its sockets
+        are served from the outbox meanwhile. Letting this raise killed the hub task before
+        `ready` was set, and every later connect to the process waited for it forever."""
+        try:
+            await channel.join_all_events(self.channel_name)
+        except Exception:
+            log.exception("event hub: joining the channel layer failed; serving from the outbox")
+            return None
+        return time.monotonic()
+
+    async def _newest_event_id(self) -> int:
+        """The outbox's newest id, asked until the database answers (it is the watermark every
+        later event is ordered against, so the hub cannot start without it)."""
+        while True:
+            try:
+                return await in_sync_thread(outbox.newest_event_id)()
+            except Exception:
                 log.exception("event hub: reading the outbox failed; retrying")
                 await asyncio.sleep(POLL)
 

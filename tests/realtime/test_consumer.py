@@ -227,6 +227,33 @@ async def test_a_post_reaches_its_own_process_sockets_without_the_channel_layer(
         await comm.disconnect()
 
 
+async def test_a_process_whose_first_socket_comes_while_redis_is_down_still_serves_it(
+    cast: Cast, settings: Any
+) -> None:
+    """The hub joins the channel layer when it starts; with Redis down that failed, the hub task
+    died before it was ready, and this connect (and every later one) waited forever. Now the
+    socket is accepted and served from the outbox until the layer comes back."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]},  # nothing listens on port 1
+        }
+    }
+    comm = communicator(cookie=await session_cookie(cast.owner))
+    connected, _ = await comm.connect(timeout=2 * POLL)
+    assert connected
+    try:
+        await subscribe(comm, f"account:{cast.account.pk}")
+        await database_sync_to_async(post_activity)(
+            author=cast.owner, account=cast.account, body="while Redis is down"
+        )
+        got = await comm.receive_json_from(timeout=3 * POLL)
+        assert got["data"]["body"] == "while Redis is down"
+        assert await comm.receive_nothing(timeout=0.2)
+    finally:
+        await comm.disconnect()
+
+
 async def test_duplicate_live_message_is_delivered_once(
     cast: Cast, alice_socket: WebsocketCommunicator
 ) -> None:
