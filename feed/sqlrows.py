@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 from django.db import connection as default_connection
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorDebugWrapper
 from django.db.models import Model, QuerySet
 
 from crm.models import Account, User
@@ -284,9 +285,12 @@ _ONLY_WHEN_ASKED = 2**31  # psycopg's automatic threshold: never reached; `prepa
 _GENERIC_PLANS: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def _prepared_cursor_class() -> type[Any] | None:
+def _prepared_classes() -> tuple[type[Any], type[Any]] | None:
+    """The prepared cursor, and the debug wrapper that logs its statements (PostgreSQL with
+    psycopg 3; None elsewhere)."""
     try:
         from django.db.backends.postgresql.base import (  # type: ignore[attr-defined]
+            CursorDebugWrapper,
             ServerBindingCursor,
         )
     except ImportError:  # psycopg 2: no server-side binding through Django
@@ -299,7 +303,15 @@ def _prepared_cursor_class() -> type[Any] | None:
             kwargs["prepare"] = True
             return super().execute(query, params, **kwargs)
 
-    return PreparedCursor
+    class PreparedDebugWrapper(CursorDebugWrapper):  # type: ignore[misc, valid-type]
+        """Logs the statement with its values, as Django does for server-side binding (it reads
+        a client-side cursor's last query, which a prepared execution leaves unset)."""
+
+        def execute(self, sql: Any, params: Any = None) -> Any:
+            with self.debug_sql(self.db.ops.compose_sql(sql, params)):
+                return self._execute_with_wrappers(sql, params, many=False, executor=self._execute)
+
+    return PreparedCursor, PreparedDebugWrapper
 
 
 def _new_prepared_cursor(cursor_class: type[Any]) -> Any:
@@ -323,7 +335,7 @@ def _new_prepared_cursor(cursor_class: type[Any]) -> Any:
     return cursor
 
 
-_PREPARED_CURSOR = _prepared_cursor_class()
+_PREPARED = _prepared_classes()
 
 
 @contextmanager
@@ -333,9 +345,13 @@ def prepared_cursor() -> Iterator[Any]:
     `CaptureQueriesContext`, execute wrappers and error translation see these queries as any other.
     Values must be parameters (`%s` / `%(name)s`): the text is the prepared statement's key."""
     wrapper = default_connection.cursor()
-    if _PREPARED_CURSOR is not None and default_connection.vendor == "postgresql":
-        plain = wrapper.cursor
-        wrapper.cursor = _new_prepared_cursor(_PREPARED_CURSOR)
-        plain.close()
+    if _PREPARED is not None and default_connection.vendor == "postgresql":
+        cursor_class, debug_wrapper = _PREPARED
+        wrapper.cursor.close()
+        cursor = _new_prepared_cursor(cursor_class)
+        if isinstance(wrapper, CursorDebugWrapper):
+            wrapper = debug_wrapper(cursor, default_connection)
+        else:
+            wrapper.cursor = cursor
     with wrapper:
         yield wrapper

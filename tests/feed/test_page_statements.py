@@ -138,3 +138,17 @@ def test_page_statements_are_prepared_once_for_every_user_and_page(cast: Cast) -
     after = timeline_statements()
     assert sum(after.values()) - sum(before.values()) == 4
     assert len(set(after) - set(before)) <= 2  # page 1 and the pages after it: one each
+
+
+def test_logged_page_statements_carry_their_values(cast: Cast) -> None:
+    """Query logs (DEBUG, CaptureQueriesContext) show a prepared statement as Django shows any
+    other: the SQL with its values in place."""
+    from django.test.utils import CaptureQueriesContext
+
+    post_activity(author=cast.owner, account=cast.account, body="logged")
+    with CaptureQueriesContext(connection) as queries:
+        response = client_for(cast.owner).get(f"/api/v1/accounts/{cast.account.pk}/activities/")
+    assert response.status_code == 200
+    page = [q["sql"] for q in queries.captured_queries if "FROM feed_activity r" in q["sql"]]
+    assert len(page) == 1
+    assert "%s" not in page[0] and f"r.account_id = {cast.account.pk} " in page[0]
