@@ -177,6 +177,9 @@ def _visibility_probe(visible: tuple[str, tuple[Any, ...]], params: dict[str, An
 
 
 def _array(values: list[int] | list[str]) -> str:
-    """A PostgreSQL array literal of `values` (elements quoted, as text arrays need)."""
+    """A PostgreSQL array literal of `values` (elements quoted, as text arrays need; ids need no
+    quoting, and quoting 500 of them was a tenth of the page's Python time)."""
+    if all(type(v) is int for v in values):
+        return "{" + ",".join(map(str, values)) + "}"
     quoted = ('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
     return "{" + ",".join(quoted) + "}"
