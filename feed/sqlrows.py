@@ -323,9 +323,9 @@ def _new_prepared_cursor(cursor_class: type[Any]) -> Any:
     raw = default_connection.connection
     if raw.prepare_threshold is None:
         raw.prepare_threshold = _ONLY_WHEN_ASKED
-    # Outside a transaction only: a SET inside one would be undone by its rollback. Set up as
+    # In autocommit only: a SET inside a transaction would be undone by its rollback. Set up as
     # Django sets up the connection's time zone: not a query of the page, so not logged.
-    if raw not in _GENERIC_PLANS and not default_connection.in_atomic_block:
+    if raw not in _GENERIC_PLANS and raw.autocommit:
         raw.execute("SET plan_cache_mode = force_generic_plan")
         _GENERIC_PLANS.add(raw)
     cursor = cursor_class(raw)

@@ -152,3 +152,24 @@ def test_logged_page_statements_carry_their_values(cast: Cast) -> None:
     page = [q["sql"] for q in queries.captured_queries if "FROM feed_activity r" in q["sql"]]
     assert len(page) == 1
     assert "%s" not in page[0] and f"r.account_id = {cast.account.pk} " in page[0]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_generic_plans_stay_set_for_the_connection_across_rollbacks() -> None:
+    """The plan-cache mode is a session setting, set in autocommit only: set inside a transaction,
+    a rollback would undo it behind the back of the code that set it."""
+    from django.db import transaction
+
+    from feed.sqlrows import prepared_cursor
+
+    def mode() -> str:
+        with prepared_cursor() as cursor:
+            cursor.execute("SELECT current_setting('plan_cache_mode')")
+            return str(cursor.fetchone()[0])
+
+    assert mode() == "force_generic_plan"
+    with transaction.atomic():
+        assert mode() == "force_generic_plan"
+        transaction.set_rollback(True)
+    assert mode() == "force_generic_plan"
