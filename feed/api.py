@@ -28,7 +28,7 @@ from feed.inputs import new_activity
 from feed.mentions import mention_warnings
 from feed.models import Activity, Reaction
 from feed.queries import (
-    get_visible_account_timeline,
+    get_visible_account_timeline_records,
     get_visible_activity,
     home_feed_records,
     is_following,
@@ -47,13 +47,23 @@ from feed.serializers import (
     RevisionSerializer,
     ThreadSerializer,
     activity_json,
+    thread_json,
 )
+from feed.sqlrows import ActivityRecord
 
 
 def _page(serializer: type[serializers.Serializer[Any]], name: str) -> Any:
     return inline_serializer(
         name, {"results": serializer(many=True), "next": serializers.CharField(allow_null=True)}
     )
+
+
+def _thread_json(thread: Any) -> dict[str, Any]:
+    if isinstance(thread, ActivityRecord):
+        data = activity_json(thread)
+        data["replies"] = [activity_json(reply) for reply in thread.replies or ()]
+        return data
+    return thread_json(thread)
 
 
 class AccountActivitiesView(APIView):
@@ -76,7 +86,7 @@ class AccountActivitiesView(APIView):
             choices = ", ".join(Activity.Kind.values)
             raise ApiValidationError({"kind": f"Unknown kind; use one of {choices}."})
         try:
-            page = get_visible_account_timeline(
+            page = get_visible_account_timeline_records(
                 request.user,
                 account_id,
                 before=params.get("before"),
@@ -86,9 +96,9 @@ class AccountActivitiesView(APIView):
             )
         except ValidationError as error:
             raise bad_request(error, "before") from None
-        return Response(
-            {"results": ThreadSerializer(page.results, many=True).data, "next": page.next}
-        )
+        # What ThreadSerializer(many=True) writes, without DRF's field walk; on PostgreSQL the
+        # rows are records (no model instances: building them was a third of the page's Python).
+        return Response({"results": [_thread_json(t) for t in page.results], "next": page.next})
 
     @extend_schema(
         request=PolymorphicProxySerializer(

@@ -172,7 +172,8 @@ def main() -> None:
                 "",
                 *[f"{i}. `{sql[:160]}…`" for i, sql in enumerate(mine["sql"], 1)],
                 "",
-                "EXPLAIN (ANALYZE, BUFFERS) of its slowest query:",
+                "EXPLAIN (ANALYZE, BUFFERS) of its slowest query (sent as text, so planned"
+                " afresh; the page runs it as a prepared statement, without that planning):",
                 "",
                 "```",
                 mine["explain"],
@@ -230,7 +231,10 @@ def main() -> None:
                 " a DRF `APIRequestFactory` request and `force_authenticate`; the timer covers the"
                 " view call and `response.render()` (visibility, `feed.queries`, DRF"
                 " serialization, JSON). Middleware and loading the user from a session or token"
-                " are outside the timer. Page 51 is reached by following `next` cursors.",
+                " are outside the timer. Page 51 is reached by following `next` cursors."
+                " Tidings prepares its page statements on the connection the first time each"
+                " shape runs (in the request whose queries are counted, before the warm-up), as"
+                " a long-lived pooled connection has them.",
                 "- django-activity-stream: `target_stream(account)` and `user_stream(user)`,"
                 " offset-sliced `[0:25]` and `[1250:1275]` (it has no cursors), evaluated with its"
                 " default generic-relation prefetching and turned into dicts and JSON (lighter"
