@@ -45,6 +45,67 @@ def _bin(argv: list[str]) -> list[str]:
     return [str(local), *argv[1:]] if local.exists() else argv
 
 
+class Supervisor:
+    """Web, worker and beat, each restarted when it stops on its own, as a process manager would.
+
+    A Celery worker exits on some broker failures instead of reconnecting (kombu cannot restore
+    its unacknowledged messages on a connection Redis just dropped: "Unrecoverable error:
+    AttributeError ... 'hostname'"); stopping the whole demo then turned a Redis restart into an
+    outage. A process that keeps stopping (MAX_RESTARTS within WINDOW seconds) is a real fault:
+    then everything stops and the launcher says which one.
+    """
+
+    MAX_RESTARTS = 5
+    WINDOW = 60.0
+    BACKOFF = 1.0
+
+    def __init__(self, commands: dict[str, list[str]]) -> None:
+        self.commands = commands
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.restarts: dict[str, list[float]] = {name: [] for name in commands}
+        self.stopping = False
+
+    def start(self) -> None:
+        for name in self.commands:
+            self._spawn(name)
+
+    def _spawn(self, name: str) -> None:
+        self.children[name] = subprocess.Popen(self.commands[name], cwd=ROOT)
+
+    def watch(self, poll: float = 0.2) -> str | None:
+        """Until `stopping`: restart what stops. Returns the name of a process that kept
+        stopping, or None when asked to stop."""
+        while not self.stopping:
+            for name, child in self.children.items():
+                if child.poll() is None:
+                    continue
+                now = time.monotonic()
+                recent = [t for t in self.restarts[name] if now - t < self.WINDOW]
+                if len(recent) >= self.MAX_RESTARTS:
+                    return name
+                self.restarts[name] = [*recent, now]
+                print(
+                    f"\n  The {name} process stopped (exit {child.returncode}); "
+                    f"starting it again in {self.BACKOFF * len(self.restarts[name]):.0f} s.",
+                    flush=True,
+                )
+                time.sleep(self.BACKOFF * len(self.restarts[name]))
+                self._spawn(name)
+            time.sleep(poll)
+        return None
+
+    def stop_all(self, grace: float = 15.0) -> None:
+        for child in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for child in self.children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
 def main() -> int:
     port = _port()
     host = os.environ.get("HOST", "127.0.0.1")
@@ -62,7 +123,8 @@ def main() -> int:
         "PostgreSQL + Redis" if os.environ.get("DATABASE_URL") else "embedded (SQLite, in-process)"
     )
     commands = {"web": web(host, port), "worker": WORKER, "beat": BEAT}
-    children = {name: subprocess.Popen(_bin(argv), cwd=ROOT) for name, argv in commands.items()}
+    supervisor = Supervisor({name: _bin(argv) for name, argv in commands.items()})
+    supervisor.start()
     print(f"\n  Tidings is running at http://{host}:{port}/   ({stack})", flush=True)
     print("  Demo logins (password: demo):", ", ".join(f"{u} ({r})" for u, r in DEMO_LOGINS))
     mail = os.environ.get("TIDINGS_MAIL_DIR") or "var/mail/"
@@ -70,35 +132,18 @@ def main() -> int:
         print(f"  Notification emails are written as files under {mail}")
     print("  Press Ctrl-C to stop web, worker and beat.\n", flush=True)
 
-    stopping = False
-
     def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        supervisor.stopping = True
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    failed = None
-    while not stopping:
-        for name, child in children.items():
-            if child.poll() is not None:
-                failed = name
-                stopping = True
-        time.sleep(0.2)
+    failed = supervisor.watch()
     if failed:
         print(
-            f"\n  The {failed} process stopped (exit {children[failed].returncode}); "
-            "stopping the rest."
+            f"\n  The {failed} process kept stopping ({supervisor.MAX_RESTARTS} restarts within "
+            f"{supervisor.WINDOW:.0f} s); stopping the rest."
         )
-    for child in children.values():
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for child in children.values():
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
+    supervisor.stop_all()
     print("  Stopped.")
     return 1 if failed else 0
 

@@ -62,3 +62,10 @@ def test_env_example_lists_every_variable_the_settings_read() -> None:
     listed = set(re.findall(r"^([A-Z_]+)=", example, re.M))
     assert read, "no environment variable found in settings"
     assert read <= listed, f"missing from .env.example: {sorted(read - listed)}"
+
+
+def test_long_running_services_come_back_when_they_stop() -> None:
+    services = COMPOSE["services"]
+    for name in ("web", "worker", "beat"):
+        assert services[name].get("restart") in ("unless-stopped", "always", "on-failure"), name
+    assert services["migrate"]["restart"] == "no"
