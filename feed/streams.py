@@ -48,6 +48,22 @@ def _account_watchers(user_ids: set[int], account_id: int | None) -> set[int]:
     return set(people.values_list("pk", flat=True))
 
 
+def _notifications_withheld(user: Any, arg: int | None, messages: list[dict[str, Any]]) -> set[int]:
+    """Notifications replayed by a catch-up whose account the reader can no longer see: their
+    titles name it ("Bob mentioned you on Acme"). The inbox API leaves them out the same way."""
+    about = {
+        m["id"]: m["data"].get("account")
+        for m in messages
+        if m["type"] == "notification.created" and isinstance(m.get("data"), dict)
+    }
+    if not about:
+        return set()
+    seen = set(
+        visible_accounts(user).filter(pk__in=set(about.values())).values_list("pk", flat=True)
+    )
+    return {event_id for event_id, account_id in about.items() if account_id not in seen}
+
+
 def _home_sources(user: Any, arg: int | None) -> frozenset[str]:
     followed = {events.account_stream(pk) for pk in followed_account_ids(user)}
     threads = {f"thread:{pk}" for pk in followed_thread_ids(user)}
@@ -129,6 +145,7 @@ def register_streams() -> None:
             can_see=lambda user, _: _is_active_user(user),
             sources=lambda user, _: frozenset({events.notifications_stream(user.pk)}),
             static_sources=True,
+            withheld=_notifications_withheld,
         )
     )
 

@@ -127,6 +127,19 @@ def _access_and_sources(
     return _sources_and_skips(kind, user, arg)
 
 
+def _replay(
+    kind: streams.StreamKind, user: Any, sub: Subscription, limit: int
+) -> tuple[list[dict[str, Any]], set[int]]:
+    """The events a catch-up reads (as messages), and those of them the reader may no longer
+    see (`StreamKind.withheld`), in one trip to the worker pool."""
+    events = [
+        e.as_message() for e in outbox.events_after(set(sub.sources), sub.last, limit, sub.skips)
+    ]
+    if kind.withheld is None or not events:
+        return events, set()
+    return events, kind.withheld(user, sub.arg, events)
+
+
 @dataclass
 class TokenBucket:
     tokens: float = RATE_BURST
@@ -453,14 +466,17 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     async def _catch_up(self, sub: Subscription) -> None:
         limit = settings.TIDINGS_CATCHUP_LIMIT
-        events = await db(outbox.events_after)(set(sub.sources), sub.last, limit + 1, sub.skips)
+        events, withheld = await db(_replay)(sub.kind, self.scope["user"], sub, limit + 1)
         if len(events) > limit:
             await self._resync(sub)
             return
         for event in events:
+            if event["id"] in withheld:
+                sub.last = event["id"]  # passed over, not sent: the cursor still moves on
+                continue
             # A catch-up is a burst of at most TIDINGS_CATCHUP_LIMIT events, already bounded: a
             # client reading it is not judged slow by it (the next live event is judged).
-            await self._deliver(sub, event.as_message(), judge=False)
+            await self._deliver(sub, event, judge=False)
 
     async def _deliver(self, sub: Subscription, event: dict[str, Any], judge: bool = True) -> None:
         sub.last = event["id"]

@@ -36,6 +36,10 @@ class StreamKind:
     # who_can_see(user ids, arg) -> those of them who may see it, in one question for many users
     # (the batched access re-check, realtime/verdicts.py); None: can_see is asked per user.
     who_can_see: Callable[[set[int], int | None], set[int]] | None = None
+    # withheld(user, arg, events) -> ids of the events (outbox messages) a catch-up must not
+    # replay: for a stream anyone may open whose events each concern something the reader may
+    # since have lost (a notification about an account). Live events were checked when written.
+    withheld: Callable[[Any, int | None, list[dict[str, Any]]], set[int]] | None = None
 
 
 _KINDS: dict[str, StreamKind] = {}

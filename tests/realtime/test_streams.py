@@ -267,3 +267,35 @@ def test_the_batched_access_question_agrees_with_the_policy(cast: Cast) -> None:
             assert verdict.is_valid == fresh.is_active, person.username
             if fresh.is_active:
                 assert (name not in verdict.lost) == allowed, (person.username, account.name)
+
+
+async def test_notifications_catch_up_leaves_out_accounts_the_reader_has_lost(cast: Cast) -> None:
+    """A catch-up replays `notification.created` events from the outbox; one about an account
+    the reader can no longer see names it in its title, so it is passed over (the inbox API
+    hides it too), while the rest still arrive, in order."""
+    from crm import actions as crm_actions
+    from realtime.outbox import newest_event_id
+    from tests.conftest import work_happenings
+
+    @database_sync_to_async
+    def two_mentions_then_revoke() -> int:
+        since = newest_event_id()
+        crm_actions.grant_account_access(actor=cast.admin, account=cast.account, user=cast.outsider)
+        post_activity(author=cast.admin, account=cast.account, body="@erin about Acme")
+        post_activity(author=cast.admin, account=cast.west_account, body="@erin about West")
+        assert work_happenings() >= 2
+        crm_actions.revoke_account_access(
+            actor=cast.admin, account=cast.account, user=cast.outsider
+        )
+        return since
+
+    since = await two_mentions_then_revoke()
+    comm = await socket_for(cast.outsider)
+    assert (await subscribe(comm, "notifications", since=str(since)))["type"] == "subscribed"
+    frame = await comm.receive_json_from(timeout=2)
+    assert (frame["type"], frame["data"]["account"]) == (
+        "notification.created",
+        cast.west_account.pk,
+    )
+    assert await comm.receive_nothing(timeout=0.3)
+    await comm.disconnect()
