@@ -83,6 +83,11 @@ app.conf.beat_schedule = {
     },
     # Digests go out hourly to those whose local digest hour has come (once a day or week each).
     "digests": {"task": "notifications.tasks.send_digests", "schedule": crontab(minute=5)},
+    # The event outbox keeps TIDINGS_EVENT_RETENTION_DAYS of events; older cursors resync.
+    "prune-realtime-events": {
+        "task": "realtime.tasks.prune_events",
+        "schedule": crontab(minute=41, hour=3),
+    },
     # Tickets are single-use and expire within a minute; drop dead rows to keep the table small.
     "prune-expired-realtime-tickets": {
         "task": "realtime.tasks.prune_expired_tickets",

@@ -192,6 +192,8 @@ SPECTACULAR_SETTINGS = {
 # Realtime: how long a WebSocket ticket lives, and how far back a cursor may be served.
 TIDINGS_TICKET_TTL_SECONDS = env_int("TIDINGS_TICKET_TTL_SECONDS", 60, minimum=5, maximum=3600)
 TIDINGS_CATCHUP_LIMIT = env_int("TIDINGS_CATCHUP_LIMIT", 1000, minimum=10, maximum=100_000)
+# Days the outbox keeps events; a cursor older than that gets "resync" (pages reload).
+TIDINGS_EVENT_RETENTION_DAYS = env_int("TIDINGS_EVENT_RETENTION_DAYS", 30, minimum=1, maximum=3650)
 # Bytes the server may hold for a WebSocket client that stopped reading before it is dropped
 # (close 4008; it resumes from its cursor). See realtime/consumers.py.
 TIDINGS_WS_SEND_BUFFER_BYTES = env_int(

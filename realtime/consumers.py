@@ -129,15 +129,17 @@ def _access_and_sources(
 
 def _replay(
     kind: streams.StreamKind, user: Any, sub: Subscription, limit: int
-) -> tuple[list[dict[str, Any]], set[int]]:
-    """The events a catch-up reads (as messages), and those of them the reader may no longer
-    see (`StreamKind.withheld`), in one trip to the worker pool."""
+) -> tuple[list[dict[str, Any]], set[int], int]:
+    """The events a catch-up reads (as messages), those of them the reader may no longer see
+    (`StreamKind.withheld`), and the pruning mark, in one trip to the worker pool.
+
+    The mark is read after the events: pruning moves it before it deletes, so events missing
+    from this read because they were just pruned always come with a mark above the cursor."""
     events = [
         e.as_message() for e in outbox.events_after(set(sub.sources), sub.last, limit, sub.skips)
     ]
-    if kind.withheld is None or not events:
-        return events, set()
-    return events, kind.withheld(user, sub.arg, events)
+    withheld = kind.withheld(user, sub.arg, events) if kind.withheld and events else set()
+    return events, withheld, outbox.pruned_through()
 
 
 @dataclass
@@ -466,9 +468,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     async def _catch_up(self, sub: Subscription) -> None:
         limit = settings.TIDINGS_CATCHUP_LIMIT
-        events, withheld = await db(_replay)(sub.kind, self.scope["user"], sub, limit + 1)
-        if len(events) > limit:
-            await self._resync(sub)
+        events, withheld, pruned = await db(_replay)(sub.kind, self.scope["user"], sub, limit + 1)
+        if len(events) > limit or sub.last < pruned:
+            await self._resync(sub)  # too far behind, or events after its cursor were pruned
             return
         for event in events:
             if event["id"] in withheld:

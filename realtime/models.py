@@ -43,6 +43,20 @@ class Event(models.Model):
         }
 
 
+class OutboxMark(models.Model):
+    """One row: the newest event id that pruning may have deleted (realtime.outbox.prune_events).
+
+    A cursor below it may have lost events to pruning, so it is answered with `resync`; cursors
+    handed out are never below it, so a quiet stream whose events were all pruned still resumes.
+    """
+
+    pruned_through = models.BigIntegerField(default=0)
+    pruned_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"events pruned through #{self.pruned_through}"
+
+
 class Ticket(models.Model):
     """A short-lived, single-use credential for a non-browser WebSocket client.
 

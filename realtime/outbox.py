@@ -9,14 +9,16 @@ their transaction so the lock is held for as short a time as possible.
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import partial
 from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Max, Q
+from django.utils import timezone
 
 from realtime.channel import announce_access_changed, publish_message, publish_messages
-from realtime.models import Event
+from realtime.models import Event, OutboxMark
 
 # Arbitrary constant naming the event-sequencer advisory lock on PostgreSQL.
 SEQUENCER_LOCK_KEY = 0x7469_6469  # "tidi"
@@ -110,12 +112,21 @@ def record_events(items: list[tuple[str, str, dict[str, Any], str]]) -> list[Eve
     return events
 
 
+def pruned_through() -> int:
+    """Events with ids up to this may have been pruned (0: none ever was)."""
+    mark = OutboxMark.objects.filter(pk=1).values_list("pruned_through", flat=True).first()
+    return mark or 0
+
+
 def streams_head(streams: set[str]) -> int:
-    """The newest cursor among `streams` (0 when none has an event)."""
-    if not streams:
-        return 0
-    events = Event.objects.filter(Q(stream__in=streams) | Q(topic__in=streams))
-    return events.aggregate(last=Max("id"))["last"] or 0
+    """The newest cursor among `streams`: their newest event, or the pruning mark when that is
+    newer (a stream whose events were all pruned resumes from the mark, not from 0, which the
+    mark would answer with `resync` forever)."""
+    head = 0
+    if streams:
+        events = Event.objects.filter(Q(stream__in=streams) | Q(topic__in=streams))
+        head = events.aggregate(last=Max("id"))["last"] or 0
+    return max(head, pruned_through())
 
 
 def events_after(
@@ -136,4 +147,32 @@ def events_after_global(cursor: int, limit: int) -> list[Event]:
 
 
 def newest_event_id() -> int:
-    return Event.objects.aggregate(last=Max("id"))["last"] or 0
+    newest = Event.objects.aggregate(last=Max("id"))["last"] or 0
+    return max(newest, pruned_through())
+
+
+def prune_events(*, older_than: dt.datetime, chunk: int = 10_000) -> int:
+    """Delete the events written before `older_than`; returns how many.
+
+    The mark moves first, in its own transaction: from then on a catch-up that starts below it
+    answers `resync` (realtime.consumers reads the mark after the events it replays), so no
+    subscriber is served a catch-up with a hole where pruned events were. The rows then go in
+    chunks, each its own short transaction, so writers of new events never wait long.
+    """
+    cutoff = Event.objects.filter(created_at__lt=older_than).aggregate(last=Max("id"))["last"] or 0
+    if not cutoff:
+        return 0
+    with transaction.atomic():
+        mark, _ = OutboxMark.objects.select_for_update().get_or_create(pk=1)
+        if cutoff > mark.pruned_through:
+            mark.pruned_through = cutoff
+            mark.pruned_at = timezone.now()
+            mark.save(update_fields=["pruned_through", "pruned_at"])
+    deleted = 0
+    while True:
+        ids = list(
+            Event.objects.filter(id__lte=cutoff).order_by("id").values_list("id", flat=True)[:chunk]
+        )
+        if not ids:
+            return deleted
+        deleted += Event.objects.filter(id__in=ids).delete()[0]
