@@ -37,6 +37,14 @@ class OneHopASGIHandler(ASGIHandler):
 django.setup(set_prefix=False)
 django_asgi_app = OneHopASGIHandler()
 
+import gc  # noqa: E402
+
+from django.conf import settings  # noqa: E402
+
+# Web processes only (workers keep Python's default): see TIDINGS_WEB_GC_GEN0_THRESHOLD.
+_, _gen1, _gen2 = gc.get_threshold()
+gc.set_threshold(settings.TIDINGS_WEB_GC_GEN0_THRESHOLD, _gen1, _gen2)
+
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 - needs apps loaded
 from django.urls import path  # noqa: E402
 
