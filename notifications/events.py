@@ -5,7 +5,7 @@ from __future__ import annotations
 from feed.events import notifications_stream
 from notifications.models import Notification
 from notifications.serializers import notification_json
-from realtime.outbox import record_event
+from realtime.outbox import record_event, record_events
 
 NOTIFICATION_CREATED = "notification.created"
 NOTIFICATION_READ = "notification.read"
@@ -18,6 +18,21 @@ def notification_created(notification: Notification, *, unread: int) -> None:
         stream=notifications_stream(notification.recipient_id),
         type=NOTIFICATION_CREATED,
         data=data,
+    )
+
+
+def notifications_created(made: list[tuple[Notification, int]]) -> None:
+    """`notification_created` of many, each with its recipient's unread count, in one write."""
+    record_events(
+        [
+            (
+                notifications_stream(item.recipient_id),
+                NOTIFICATION_CREATED,
+                notification_json(item) | {"unread": unread},
+                "",
+            )
+            for item, unread in made
+        ]
     )
 
 
