@@ -70,7 +70,8 @@ CLAIM_LEASE = dt.timedelta(minutes=2)
 # far inside its time limit however long the queue is.
 DRAIN_SECONDS = 20.0
 WRITTEN_FIELDS = [*PROCESSED_FIELDS, "account", "matched_by"]
-# The database is away (not a bad message): the task retries, the leases keep the batch.
+# The database is away or the write met a deadlock (not a bad message): the batch is handed
+# back to the queue (`_hand_back`) and the task retries.
 DATABASE_AWAY = (OperationalError, InterfaceError)
 
 
@@ -229,6 +230,18 @@ def _release(ids: list[int]) -> None:
         )
 
 
+def _hand_back(ids: list[int]) -> None:
+    """After a transient database error (a deadlock, a failover) rolled the write back: the
+    messages go back to the queue at once, their attempt counted (so one that always meets the
+    error is given up after MAX_ATTEMPTS), instead of waiting out their lease for the sweeper.
+    The retried drain then claims them again; if the database is really away, this fails too
+    and the leases keep them, as before."""
+    try:
+        InboundEmail.objects.filter(pk__in=ids, status=Status.QUEUED).update(claimed_at=None)
+    except DATABASE_AWAY:
+        log.warning("could not hand back %s inbound messages; their leases will run out", len(ids))
+
+
 def _write_isolated(items: list[Item]) -> None:
     """Write the batch in one transaction; if that raises, each message in its own, so that
     only the message that raises ends failed."""
@@ -238,6 +251,7 @@ def _write_isolated(items: list[Item]) -> None:
         _write(items)
         return
     except DATABASE_AWAY:
+        _hand_back([i.inbound.pk for i in items])
         raise
     except SoftTimeLimitExceeded:
         _release([i.inbound.pk for i in items])  # rolled back: the next drain does them again
@@ -251,6 +265,7 @@ def _write_isolated(items: list[Item]) -> None:
         try:
             _write([item])
         except DATABASE_AWAY:
+            _hand_back([i.inbound.pk for i in items[index:]])
             raise
         except SoftTimeLimitExceeded:
             # Out of time: not this message's fault. It and the rest go back to the queue.
