@@ -23,10 +23,12 @@ What the batch must not cost, and how it is kept:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import psycopg
@@ -284,9 +286,40 @@ def _fail_on_error(item: Item, error: Exception) -> None:
     _write([item])
 
 
-@transaction.atomic
+@contextlib.contextmanager
+def _bound_on_server() -> Iterator[None]:
+    """Run the ORM's statements with their values bound on the server.
+
+    Django binds on the client by default: psycopg then quotes every value into the SQL text in
+    Python, and a batch's bulk INSERTs (activities with their bodies and details, their events,
+    happenings) pass arrays of them, each element escaped twice (~0.3 ms of CPU per message,
+    measured around a drain of 600). Only the cursor class changes: the statements are the
+    same, and PostgreSQL receives the values apart (as `_insert_once` and `_save_outcomes`
+    already send theirs)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    from django.db.backends.postgresql.base import (  # type: ignore[attr-defined]
+        ServerBindingCursor,
+    )
+
+    connection.ensure_connection()
+    raw = connection.connection
+    previous = raw.cursor_factory
+    raw.cursor_factory = ServerBindingCursor
+    try:
+        yield
+    finally:
+        raw.cursor_factory = previous
+
+
 def _write(items: list[Item]) -> None:
     """Decide and post what was parsed, record every final status: one transaction."""
+    with _bound_on_server(), transaction.atomic():
+        _write_in_transaction(items)
+
+
+def _write_in_transaction(items: list[Item]) -> None:
     ids = [i.inbound.pk for i in items]
     # Locked again, and only what is still queued is written (a triage re-run may have raced).
     queued = set(

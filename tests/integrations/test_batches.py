@@ -249,3 +249,22 @@ def test_a_message_accepted_while_a_drain_runs_is_not_stranded(cast: Cast) -> No
     assert actions.drain_inbound_emails() == 1
     assert InboundEmail.objects.get(pk=late[0]).status == Status.PROCESSED
     client.delete(queueing.drain_flag())
+
+
+def test_text_that_looks_like_sql_or_placeholders_is_stored_as_sent(cast: Cast) -> None:
+    """The batch's statements bind their values on the server: quotes, backslashes, braces,
+    placeholders of either style and non-ASCII text reach the timeline unchanged."""
+    body = 'It\'s "fine" \\ {a,b} %s %(x)s $1 ?; DROP TABLE x; -- ☃ Grüße'
+    subject = "Re: {\"q\": 'v'} $2 %s"
+    pks = [
+        actions.accept_inbound_email(
+            raw=email(message_id=f"<odd{n}@mail.acme.example>", subject=subject, body=body)
+        ).inbound.pk
+        for n in range(2)
+    ]
+    assert _drain() == 2
+    for pk in pks:
+        stored = InboundEmail.objects.get(pk=pk)
+        assert stored.status == Status.PROCESSED, stored.reason
+        assert (stored.activity.subject, stored.activity.body) == (subject, body)
+        assert stored.subject == subject
