@@ -11,18 +11,9 @@ NOTIFICATION_CREATED = "notification.created"
 NOTIFICATION_READ = "notification.read"
 
 
-def notification_created(notification: Notification, *, unread: int) -> None:
-    """`data` is the notification as the API shows it, plus the recipient's unread count."""
-    data = notification_json(notification) | {"unread": unread}
-    record_event(
-        stream=notifications_stream(notification.recipient_id),
-        type=NOTIFICATION_CREATED,
-        data=data,
-    )
-
-
 def notifications_created(made: list[tuple[Notification, int]]) -> None:
-    """`notification_created` of many, each with its recipient's unread count, in one write."""
+    """One `notification.created` per notification, to its recipient's stream: `data` is the
+    notification as the API shows it plus the recipient's unread count. All in one write."""
     record_events(
         [
             (
