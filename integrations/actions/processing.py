@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import psycopg
 from celery.exceptions import SoftTimeLimitExceeded
@@ -288,29 +290,55 @@ def _fail_on_error(item: Item, error: Exception) -> None:
 
 @contextlib.contextmanager
 def _bound_on_server() -> Iterator[None]:
-    """Run the ORM's statements with their values bound on the server.
+    """Run the ORM's statements with their values bound on the server, arrays in binary.
 
     Django binds on the client by default: psycopg then quotes every value into the SQL text in
     Python, and a batch's bulk INSERTs (activities with their bodies and details, their events,
     happenings) pass arrays of them, each element escaped twice (~0.3 ms of CPU per message,
     measured around a drain of 600). Only the cursor class changes: the statements are the
     same, and PostgreSQL receives the values apart (as `_insert_once` and `_save_outcomes`
-    already send theirs)."""
+    already send theirs). See `_binary_arrays` for the arrays."""
     if connection.vendor != "postgresql":
         yield
         return
-    from django.db.backends.postgresql.base import (  # type: ignore[attr-defined]
-        ServerBindingCursor,
-    )
-
     connection.ensure_connection()
     raw = connection.connection
     previous = raw.cursor_factory
-    raw.cursor_factory = ServerBindingCursor
+    raw.cursor_factory = _batch_cursor_class()
     try:
         yield
     finally:
         raw.cursor_factory = previous
+
+
+def _binary_arrays(cursor: psycopg.Cursor[Any]) -> None:
+    """Send the lists `cursor` binds as binary arrays.
+
+    Django's bulk INSERT passes one array per column (`UNNEST(%s::text[], ...)`). In psycopg's
+    text format every element that needs quoting goes through a regular expression substitution
+    with a template, once per quote or backslash in it, and the JSON of each activity's details
+    is full of quotes: measured at ~0.3 ms of CPU per message (a third of the batch's write).
+    The binary format sends each element's bytes with its length, nothing escaped. The columns
+    are cast in the statements (`::bigint[]`, `::jsonb[]`), so the typed arrays (int8[], text[])
+    convert the same way the untyped text did."""
+    from psycopg.types.array import ListBinaryDumper
+
+    # Registered last, the binary dumper is the one `%s` uses (psycopg's AdaptersMap).
+    cursor.adapters.register_dumper(list, ListBinaryDumper)
+
+
+@functools.cache
+def _batch_cursor_class() -> type[psycopg.Cursor[Any]]:
+    from django.db.backends.postgresql.base import (  # type: ignore[attr-defined]
+        ServerBindingCursor,
+    )
+
+    class BatchCursor(ServerBindingCursor):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            _binary_arrays(self)
+
+    return BatchCursor  # type: ignore[no-any-return]
 
 
 def _write(items: list[Item]) -> None:
@@ -369,6 +397,7 @@ def _save_outcomes(rows: list[InboundEmail]) -> None:
     # which measured ~1.4 ms of CPU per message here.
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
+        _binary_arrays(cursor)
         cursor.execute(sql, [[row.pk for row in rows], *values])
 
 

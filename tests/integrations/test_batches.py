@@ -268,3 +268,35 @@ def test_text_that_looks_like_sql_or_placeholders_is_stored_as_sent(cast: Cast) 
         assert stored.status == Status.PROCESSED, stored.reason
         assert (stored.activity.subject, stored.activity.body) == (subject, body)
         assert stored.subject == subject
+
+
+def test_a_batch_stores_text_that_arrays_must_escape_as_it_was(cast: Cast) -> None:
+    """The batch's bulk INSERTs send one array per column (binary on PostgreSQL): quotes,
+    backslashes, braces, commas, the word NULL and non-ASCII text come back unchanged."""
+    awkward = [
+        'She said "yes", then {no}',
+        'C:\\temp\\new \\"quoted\\"',
+        "NULL",
+        "Zoë — 日本語 , {a,b}",
+    ]
+    ids = [
+        actions.accept_inbound_email(
+            raw=email(
+                message_id=f"<awkward{n}@mail.acme.example>",
+                subject=text,
+                body=f"{text}\n\nMaria",
+                html=f"<p>{text}</p>",
+            )
+        ).inbound.pk
+        for n, text in enumerate(awkward)
+    ]
+    assert _drain() == len(awkward)
+    for pk, text in zip(ids, awkward, strict=True):
+        stored = InboundEmail.objects.get(pk=pk)
+        assert stored.status == Status.PROCESSED, stored.reason
+        activity = stored.activity
+        assert activity is not None
+        assert activity.subject == text
+        assert activity.body.startswith(text)
+        assert activity.details["message_id"] == f"awkward{ids.index(pk)}@mail.acme.example"
+        assert stored.reason == "Matched by contact."
