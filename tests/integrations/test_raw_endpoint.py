@@ -244,3 +244,19 @@ def test_an_accept_thread_keeps_its_connection_and_drops_one_that_broke(settings
         thread.submit(lambda: connection.close()).result()
     stored = set(InboundEmail.objects.values_list("message_id", flat=True))
     assert stored == {f"kept{n}@mail.acme.example" for n in (1, 2, 3, 4, 6)}
+
+
+def test_a_large_message_is_stored_compressed_with_lz4_and_read_back_whole(db: Any) -> None:
+    """The raw column compresses with lz4 on PostgreSQL (integrations migration 0002: a third
+    of pglz's CPU on the accepting INSERT), and the bytes come back unchanged."""
+    services.require_postgres()
+    raw = email(message_id="<big@mail.acme.example>", body="Renewal terms, line by line.\n" * 400)
+    response = post_raw(Client(), raw)
+    assert response.status_code == 202
+    pk = response.json()["id"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_column_compression(raw) FROM integrations_inboundemail WHERE id = %s", [pk]
+        )
+        assert cursor.fetchone()[0] == "lz4"
+    assert InboundEmail.objects.get(pk=pk).raw_bytes == raw
