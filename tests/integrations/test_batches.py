@@ -300,3 +300,23 @@ def test_a_batch_stores_text_that_arrays_must_escape_as_it_was(cast: Cast) -> No
         assert activity.body.startswith(text)
         assert activity.details["message_id"] == f"awkward{ids.index(pk)}@mail.acme.example"
         assert stored.reason == "Matched by contact."
+
+
+def test_a_batch_stops_before_the_message_that_would_pass_its_byte_budget(
+    cast: Cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim reads its messages' raw bytes at once: it takes messages in order until the next
+    would pass BATCH_BYTES (the first always), and the rest wait for the next claim."""
+    services.require_postgres()
+    from integrations.actions import processing
+
+    ids = _queue(4, "budget")
+    sizes = dict(InboundEmail.objects.filter(pk__in=ids).values_list("pk", "size"))
+    monkeypatch.setattr(processing, "BATCH_BYTES", sizes[ids[0]] + sizes[ids[1]])
+    first = actions.claim_batch(limit=10)
+    assert [m.pk for m in first] == ids[:2]
+    monkeypatch.setattr(processing, "BATCH_BYTES", 1)
+    assert [m.pk for m in actions.claim_batch(limit=10)] == ids[2:3]
+    monkeypatch.setattr(processing, "BATCH_BYTES", 10**9)
+    assert [m.pk for m in actions.claim_batch(limit=10)] == ids[3:]
+    assert actions.claim_batch(limit=10) == []
