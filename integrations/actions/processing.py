@@ -567,7 +567,9 @@ def _post_generation(postings: list[Posting], posted: dict[str, Activity]) -> No
                 contact=contact if contact and contact.account_id == p.account.pk else None,
             )
         )
-    for posting, activity in zip(plain, feed_actions.log_emails(emails), strict=True):
+    # Most batches have no second generation: no empty INSERT of account touches for it.
+    logged = feed_actions.log_emails(emails) if emails else []
+    for posting, activity in zip(plain, logged, strict=True):
         _posted(posting, activity, posted)
     for p in postings:
         if is_special(p.parsed):
