@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.utils import timezone
 
@@ -290,3 +291,35 @@ def test_a_batch_takes_the_same_statements_however_many_happenings(cast: Cast) -
     # INSERT, DELETE; the push: recipients, unread count, the event write (four); savepoint.
     assert many <= 20, many
     assert Account.objects.count() == 10
+
+
+def test_happenings_of_one_transaction_are_worked_by_one_task(
+    cast: Cast, django_capture_on_commit_callbacks: Any
+) -> None:
+    """An inbound batch announces its emails in two generations: one task takes both; ids from
+    an inner savepoint that rolled back are dropped with their rows, the others are kept."""
+    from django.db import transaction
+
+    def emails(n: int) -> list[Activity]:
+        return feed.log_emails(
+            [feed.NewEmail(account=cast.account, subject=f"Mail {i}", body="Hi") for i in range(n)]
+        )
+
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        first = emails(2)
+        second = emails(1)
+        try:
+            with transaction.atomic():
+                emails(1)
+                raise RuntimeError("rolled back")
+        except RuntimeError:
+            pass
+    notify = [c for c in callbacks if type(c).__name__ == "_NotifyAfterCommit"]
+    assert len(notify) == 1
+    kept = set(Happening.objects.values_list("pk", flat=True))
+    assert len(kept) == 3
+    assert kept <= set(notify[0].ids)  # type: ignore[attr-defined]
+    assert actions.notify_happenings(notify[0].ids) == len(  # type: ignore[attr-defined]
+        Notification.objects.filter(activity__in=[*first, *second])
+    )
+    assert not Happening.objects.exists()
