@@ -68,7 +68,8 @@ Status = InboundEmail.Status
 # of CPU whatever its size (a dozen statements built by the ORM, the lookups, the events, the
 # notification task and its own dozen): batches of 10 against 100 cost 4.3 against 2.0 ms per
 # message, notifications included, so 50 a batch paid ~0.5 ms each for it and 100 pay half when
-# the queue is long enough to fill them; 200 saved nothing more. A batch never holds more than BATCH_BYTES of raw mail (see claim_batch).
+# the queue is long enough to fill them; 200 saved nothing more. A batch never holds more than
+# BATCH_BYTES of raw mail (see claim_batch).
 BATCH_SIZE = 100
 BATCH_BYTES = 64 * 1024 * 1024
 # A message that took its worker down this many times is given up, not retried forever.
