@@ -5,19 +5,25 @@ from __future__ import annotations
 from feed.events import notifications_stream
 from notifications.models import Notification
 from notifications.serializers import notification_json
-from realtime.outbox import record_event
+from realtime.outbox import record_event, record_events
 
 NOTIFICATION_CREATED = "notification.created"
 NOTIFICATION_READ = "notification.read"
 
 
-def notification_created(notification: Notification, *, unread: int) -> None:
-    """`data` is the notification as the API shows it, plus the recipient's unread count."""
-    data = notification_json(notification) | {"unread": unread}
-    record_event(
-        stream=notifications_stream(notification.recipient_id),
-        type=NOTIFICATION_CREATED,
-        data=data,
+def notifications_created(made: list[tuple[Notification, int]]) -> None:
+    """One `notification.created` per notification, to its recipient's stream: `data` is the
+    notification as the API shows it plus the recipient's unread count. All in one write."""
+    record_events(
+        [
+            (
+                notifications_stream(item.recipient_id),
+                NOTIFICATION_CREATED,
+                notification_json(item) | {"unread": unread},
+                "",
+            )
+            for item, unread in made
+        ]
     )
 
 

@@ -3,61 +3,111 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from crm.models import User
-from crm.visibility import people_who_can_see, visible_accounts
+from crm.visibility import people_who_can_see_each, visible_accounts
 from feed.mentions import mentioned_usernames
 from feed.models import Activity, Attendee, Follow, ThreadSubscription
-from feed.queries import account_followers
+from feed.queries import accounts_followers
 from notifications import rules
 from notifications.models import Notification, Preference, Schedule
 
 INBOX_PAGE = 30
 
 
+class Asked(NamedTuple):
+    """One happening as the rules are asked about it. `assignee_id` is who had it when it
+    happened, not who has it now."""
+
+    what: str
+    activity: Activity
+    actor_id: int | None
+    assignee_id: int | None
+
+
 def facts_for(
     *, what: str, activity: Activity, actor_id: int | None, assignee_id: int | None
 ) -> rules.Facts:
-    """Everything the rules ask about `activity`, in a handful of queries whatever the audience.
+    """Everything the rules ask about `activity`, in a handful of queries whatever the audience."""
+    return facts_for_each([Asked(what, activity, actor_id, assignee_id)])[0]
 
-    `assignee_id` is who had it when it happened, not who has it now."""
-    root = activity.parent if activity.parent is not None else activity
-    names = mentioned_usernames(f"{activity.subject}\n{activity.body}")
-    mentioned = set(
-        User.objects.filter(username__in=names, is_active=True).values_list("pk", flat=True)
-    )
-    choices = list(
-        ThreadSubscription.objects.filter(thread=root).values_list("user_id", "is_muted")
-    )
-    followers = account_followers(activity.account_id)
-    thread_author = root.author_id if activity.parent_id else None
-    candidates = mentioned | set(followers) | {user for user, _ in choices}
-    candidates |= {pk for pk in (activity.author_id, assignee_id, thread_author) if pk}
-    can_see = set(
-        people_who_can_see(activity.account).filter(pk__in=candidates).values_list("pk", flat=True)
-    )
-    return rules.Facts(
-        what=what,
-        kind=activity.kind,
-        actor=actor_id,
-        can_see=frozenset(can_see),
-        author=activity.author_id,
-        assignee=assignee_id,
-        mentioned=frozenset(mentioned),
-        thread_author=thread_author,
-        thread_followers=frozenset(user for user, is_muted in choices if not is_muted),
-        thread_muters=frozenset(user for user, is_muted in choices if is_muted),
-        account_followers=followers,
-    )
+
+def facts_for_each(asked: list[Asked]) -> list[rules.Facts]:
+    """`facts_for` of many happenings in the same handful of queries as one (mentioned people,
+    thread subscriptions, followers, visibility): a batch of inbound email makes ~50 at once,
+    and asking per happening was 16 statements and 10-18 ms each (docs/benchmarks-inbound.md).
+    Each activity's `parent` should be loaded with it."""
+    if not asked:
+        return []
+    names = [mentioned_usernames(f"{a.activity.subject}\n{a.activity.body}") for a in asked]
+    wanted = {name for some in names for name in some}
+    people: dict[str, int] = {}
+    if wanted:
+        active = User.objects.filter(username__in=wanted, is_active=True)
+        people = dict(active.values_list("username", "pk"))
+    roots = [a.activity.parent if a.activity.parent is not None else a.activity for a in asked]
+    choices: dict[int, list[tuple[int, bool]]] = {root.pk: [] for root in roots}
+    subscriptions = ThreadSubscription.objects.filter(thread_id__in=list(choices))
+    for thread_id, user_id, is_muted in subscriptions.values_list(
+        "thread_id", "user_id", "is_muted"
+    ):
+        choices[thread_id].append((user_id, is_muted))
+    account_ids = {a.activity.account_id for a in asked}
+    followers = accounts_followers(account_ids)
+    gathered = []
+    for item, root, some in zip(asked, roots, names, strict=True):
+        activity = item.activity
+        mentioned = {people[name] for name in some if name in people}
+        thread_author = root.author_id if activity.parent_id else None
+        candidates = mentioned | set(followers[activity.account_id])
+        candidates |= {user for user, _ in choices[root.pk]}
+        candidates |= {pk for pk in (activity.author_id, item.assignee_id, thread_author) if pk}
+        gathered.append((mentioned, thread_author, candidates))
+    everyone = {user for _, _, candidates in gathered for user in candidates}
+    seers = people_who_can_see_each(account_ids, everyone)
+    facts = []
+    for item, root, (mentioned, thread_author, candidates) in zip(
+        asked, roots, gathered, strict=True
+    ):
+        activity = item.activity
+        thread = choices[root.pk]
+        facts.append(
+            rules.Facts(
+                what=item.what,
+                kind=activity.kind,
+                actor=item.actor_id,
+                can_see=frozenset(seers[activity.account_id] & candidates),
+                author=activity.author_id,
+                assignee=item.assignee_id,
+                mentioned=frozenset(mentioned),
+                thread_author=thread_author,
+                thread_followers=frozenset(user for user, is_muted in thread if not is_muted),
+                thread_muters=frozenset(user for user, is_muted in thread if is_muted),
+                account_followers=followers[activity.account_id],
+            )
+        )
+    return facts
 
 
 def follow_deliveries(account_id: int, user_ids: set[int]) -> dict[int, str]:
-    rows = Follow.objects.filter(account_id=account_id, user_id__in=user_ids).exclude(delivery="")
-    return dict(rows.values_list("user_id", "delivery"))
+    return follow_deliveries_each({account_id}, user_ids).get(account_id, {})
+
+
+def follow_deliveries_each(account_ids: set[int], user_ids: set[int]) -> dict[int, dict[int, str]]:
+    """Account id -> user -> the delivery they chose for their follow of it (if they did)."""
+    chosen: dict[int, dict[int, str]] = {}
+    if not account_ids or not user_ids:
+        return chosen
+    rows = Follow.objects.filter(account_id__in=account_ids, user_id__in=user_ids)
+    for account_id, user_id, delivery in rows.exclude(delivery="").values_list(
+        "account_id", "user_id", "delivery"
+    ):
+        chosen.setdefault(account_id, {})[user_id] = delivery
+    return chosen
 
 
 def chosen_deliveries(user_ids: set[int]) -> dict[int, dict[str, str]]:

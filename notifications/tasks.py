@@ -26,9 +26,10 @@ def notify_happening(happening_id: int) -> int:
 
 @shared_task(time_limit=300, soft_time_limit=280, **RETRY)
 def notify_happenings(happening_ids: list[int]) -> int:
-    """Many happenings (a batch of inbound email); a retry redoes only those still waiting,
-    since each is deleted with the notifications it made."""
-    return sum(actions.notify_happening(pk) for pk in happening_ids)
+    """Many happenings (a batch of inbound email), in one set-based transaction; a retry redoes
+    only those still waiting, since each is deleted with the notifications it made, and one
+    that keeps failing is left to the sweep, which works them one by one."""
+    return actions.notify_happenings(happening_ids)
 
 
 @shared_task(time_limit=300, soft_time_limit=280, **RETRY)

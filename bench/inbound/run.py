@@ -315,9 +315,14 @@ def main() -> int:
         for index, (port, daphne) in enumerate(zip(ports, daphnes, strict=True)):
             _wait_healthy(port, daphne, workdir / f"daphne{index}.log")
         time.sleep(2)  # let the worker connect to the broker before the clock starts
+        cpu_before = _cpu_by_part(daphnes, worker)
         started, _ids, codes = _post_all(ports, [p.raw for p in posts], args.clients)
         accepted_at = time.time()
         _wait_final(len(distinct), worker)
+        cpu = {
+            part: seconds - cpu_before.get(part, 0.0)
+            for part, seconds in _cpu_by_part(daphnes, worker).items()
+        }
     finally:
         for process in (*daphnes, worker):
             process.terminate()
@@ -340,12 +345,63 @@ def main() -> int:
         "parse_rate": ours_parse,
         "ratio": rate / bare,
         **{k: v for k, v in outcome.items() if k != "last_processed"},
+        "cpu_ms": {part: 1000 * seconds / len(distinct) for part, seconds in cpu.items()},
         "args": vars(args),
         "load_before": load_before,
         "load_after": _load(),
     }
     _report(result)
     return 0 if _passed(result) else 1
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU of a live process, from /proc (Linux); 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            continue
+        found += [int(child) for child in children]
+        todo += [int(child) for child in children]
+    return found
+
+
+def _cpu_by_part(
+    daphnes: list[subprocess.Popen[bytes]], worker: subprocess.Popen[bytes]
+) -> dict[str, float]:
+    """CPU seconds so far of each part of the run: the web processes, the Celery worker with its
+    pool processes, the PostgreSQL backends serving this database, Redis, and this process
+    (the posting clients). What every message costs in all, whatever else loads the machine;
+    backends that exit during the run are missed (the pools keep theirs)."""
+    parts = {
+        "web": sum(_cpu_seconds(d.pid) for d in daphnes),
+        "worker": sum(_cpu_seconds(pid) for pid in [worker.pid, *_descendants(worker.pid)]),
+        "postgres": 0.0,
+        "redis": 0.0,
+        "client": sum(os.times()[:2]),
+    }
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if command.startswith("postgres:") and f" {DB_NAME} " in command:
+            parts["postgres"] += _cpu_seconds(int(entry.name))
+        elif "redis-server" in command:
+            parts["redis"] += _cpu_seconds(int(entry.name))
+    return parts
 
 
 def _load() -> str:
@@ -403,6 +459,11 @@ def _report(r: dict[str, Any]) -> None:
         f"| our parser alone (`parse_email`, one process) | {r['parse_rate']:.0f} msg/s | | |",
         "",
         f"Answers: {r['codes']}. Final statuses: {r['statuses']}. Matched by: {r['routes']}.",
+        "",
+        "CPU per distinct message, from the first post until the last is final (ms; Redis is "
+        "shared with other work on the machine): "
+        + ", ".join(f"{part} {ms:.2f}" for part, ms in r["cpu_ms"].items())
+        + f"; in all {sum(r['cpu_ms'].values()):.2f}.",
         "",
     ]
     text = "\n".join(lines)

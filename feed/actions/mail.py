@@ -17,7 +17,7 @@ from django.utils import timezone
 from crm.models import Account, Contact, User
 from feed import events, happenings
 from feed.actions.activities import clean_text, log_activity
-from feed.actions.touches import note_touch
+from feed.actions.touches import note_touches
 from feed.models import Activity, Attendee
 from feed.serializers import POST_MAX_CHARS, SUBJECT_MAX_CHARS
 
@@ -102,8 +102,7 @@ def log_emails(emails: list[NewEmail]) -> list[Activity]:
         latest[activity.account_id] = max(
             latest.get(activity.account_id, activity.occurred_at), activity.occurred_at
         )
-    for account_id, at in latest.items():  # one UPDATE per account of the batch
-        note_touch(account_id=account_id, at=at)
+    note_touches(latest)
     events.activities_created(activities)
     happenings.announce_many(
         [happenings.Happening(happenings.CREATED, a, None) for a in activities]

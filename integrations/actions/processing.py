@@ -23,11 +23,15 @@ What the batch must not cost, and how it is kept:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import psycopg
 from celery.exceptions import SoftTimeLimitExceeded
@@ -60,7 +64,14 @@ from integrations.models import InboundAttachment, InboundEmail
 
 log = logging.getLogger(__name__)
 Status = InboundEmail.Status
-BATCH_SIZE = 50
+# Measured in-process on the benchmark's mail (docs/benchmarks-inbound.md): a batch costs ~20 ms
+# of CPU whatever its size (a dozen statements built by the ORM, the lookups, the events, the
+# notification task and its own dozen): batches of 10 against 100 cost 4.3 against 2.0 ms per
+# message, notifications included, so 50 a batch paid ~0.5 ms each for it and 100 pay half when
+# the queue is long enough to fill them; 200 saved nothing more. A batch never holds more than
+# BATCH_BYTES of raw mail (see claim_batch).
+BATCH_SIZE = 100
+BATCH_BYTES = 64 * 1024 * 1024
 # A message that took its worker down this many times is given up, not retried forever.
 MAX_ATTEMPTS = 3
 # Longer than the task's hard time limit (integrations/tasks.py): a run still inside its lease
@@ -70,7 +81,8 @@ CLAIM_LEASE = dt.timedelta(minutes=2)
 # far inside its time limit however long the queue is.
 DRAIN_SECONDS = 20.0
 WRITTEN_FIELDS = [*PROCESSED_FIELDS, "account", "matched_by"]
-# The database is away (not a bad message): the task retries, the leases keep the batch.
+# The database is away or the write met a deadlock (not a bad message): the batch is handed
+# back to the queue (`_hand_back`) and the task retries.
 DATABASE_AWAY = (OperationalError, InterfaceError)
 
 
@@ -132,14 +144,20 @@ def claim_batch(
         return _claim_one_by_one(now, limit, is_retry, inbound_id, exclude)
     table = InboundEmail._meta.db_table
     which = "id = %(id)s" if inbound_id is not None else _RETRIED if is_retry else _FRESH
-    # Skipping locked rows lets concurrent drains take disjoint batches without waiting.
+    # Skipping locked rows lets concurrent drains take disjoint batches without waiting. The
+    # batch stops before the message that would take its raw bytes past BATCH_BYTES (the first
+    # is always taken): the claim reads them all into the worker's memory at once. Rows locked
+    # but not leased are free again when this statement commits.
     sql = f"""
-        UPDATE {table} SET attempts = attempts + 1, claimed_at = %(now)s
-        WHERE id IN (
-            SELECT id FROM {table}
+        WITH candidates AS (
+            SELECT id, size FROM {table}
             WHERE status = 'queued' AND (claimed_at IS NULL OR claimed_at < %(expired)s)
               AND {which} AND NOT (id = ANY(%(exclude)s))
-            ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+            ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED),
+        within AS (
+            SELECT id, sum(size) OVER (ORDER BY id) - size AS before FROM candidates)
+        UPDATE {table} SET attempts = attempts + 1, claimed_at = %(now)s
+        WHERE id IN (SELECT id FROM within WHERE before < %(budget)s)
         RETURNING *"""  # noqa: S608 - the table and condition are ours, the values parameters
     params = {
         "now": now,
@@ -147,6 +165,7 @@ def claim_batch(
         "limit": limit,
         "id": inbound_id,
         "exclude": sorted(exclude),
+        "budget": BATCH_BYTES,
     }
     return sorted(InboundEmail.objects.raw(sql, params), key=lambda inbound: inbound.pk)
 
@@ -229,6 +248,18 @@ def _release(ids: list[int]) -> None:
         )
 
 
+def _hand_back(ids: list[int]) -> None:
+    """After a transient database error (a deadlock, a failover) rolled the write back: the
+    messages go back to the queue at once, their attempt counted (so one that always meets the
+    error is given up after MAX_ATTEMPTS), instead of waiting out their lease for the sweeper.
+    The retried drain then claims them again; if the database is really away, this fails too
+    and the leases keep them, as before."""
+    try:
+        InboundEmail.objects.filter(pk__in=ids, status=Status.QUEUED).update(claimed_at=None)
+    except DATABASE_AWAY:
+        log.warning("could not hand back %s inbound messages; their leases will run out", len(ids))
+
+
 def _write_isolated(items: list[Item]) -> None:
     """Write the batch in one transaction; if that raises, each message in its own, so that
     only the message that raises ends failed."""
@@ -238,6 +269,7 @@ def _write_isolated(items: list[Item]) -> None:
         _write(items)
         return
     except DATABASE_AWAY:
+        _hand_back([i.inbound.pk for i in items])
         raise
     except SoftTimeLimitExceeded:
         _release([i.inbound.pk for i in items])  # rolled back: the next drain does them again
@@ -251,6 +283,7 @@ def _write_isolated(items: list[Item]) -> None:
         try:
             _write([item])
         except DATABASE_AWAY:
+            _hand_back([i.inbound.pk for i in items[index:]])
             raise
         except SoftTimeLimitExceeded:
             # Out of time: not this message's fault. It and the rest go back to the queue.
@@ -269,9 +302,66 @@ def _fail_on_error(item: Item, error: Exception) -> None:
     _write([item])
 
 
-@transaction.atomic
+@contextlib.contextmanager
+def _bound_on_server() -> Iterator[None]:
+    """Run the ORM's statements with their values bound on the server, arrays in binary.
+
+    Django binds on the client by default: psycopg then quotes every value into the SQL text in
+    Python, and a batch's bulk INSERTs (activities with their bodies and details, their events,
+    happenings) pass arrays of them, each element escaped twice (~0.3 ms of CPU per message,
+    measured around a drain of 600). Only the cursor class changes: the statements are the
+    same, and PostgreSQL receives the values apart (as `_insert_once` and `_save_outcomes`
+    already send theirs). See `_binary_arrays` for the arrays."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    connection.ensure_connection()
+    raw = connection.connection
+    previous = raw.cursor_factory
+    raw.cursor_factory = _batch_cursor_class()
+    try:
+        yield
+    finally:
+        raw.cursor_factory = previous
+
+
+def _binary_arrays(cursor: psycopg.Cursor[Any]) -> None:
+    """Send the lists `cursor` binds as binary arrays.
+
+    Django's bulk INSERT passes one array per column (`UNNEST(%s::text[], ...)`). In psycopg's
+    text format every element that needs quoting goes through a regular expression substitution
+    with a template, once per quote or backslash in it, and the JSON of each activity's details
+    is full of quotes: measured at ~0.3 ms of CPU per message (a third of the batch's write).
+    The binary format sends each element's bytes with its length, nothing escaped. The columns
+    are cast in the statements (`::bigint[]`, `::jsonb[]`), so the typed arrays (int8[], text[])
+    convert the same way the untyped text did."""
+    from psycopg.types.array import ListBinaryDumper
+
+    # Registered last, the binary dumper is the one `%s` uses (psycopg's AdaptersMap).
+    cursor.adapters.register_dumper(list, ListBinaryDumper)
+
+
+@functools.cache
+def _batch_cursor_class() -> type[psycopg.Cursor[Any]]:
+    from django.db.backends.postgresql.base import (  # type: ignore[attr-defined]
+        ServerBindingCursor,
+    )
+
+    class BatchCursor(ServerBindingCursor):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            _binary_arrays(self)
+
+    return BatchCursor  # type: ignore[no-any-return]
+
+
 def _write(items: list[Item]) -> None:
     """Decide and post what was parsed, record every final status: one transaction."""
+    with _bound_on_server(), transaction.atomic():
+        _write_in_transaction(items)
+
+
+def _write_in_transaction(items: list[Item]) -> None:
     ids = [i.inbound.pk for i in items]
     # Locked again, and only what is still queued is written (a triage re-run may have raced).
     queued = set(
@@ -321,6 +411,7 @@ def _save_outcomes(rows: list[InboundEmail]) -> None:
     # which measured ~1.4 ms of CPU per message here.
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
+        _binary_arrays(cursor)
         cursor.execute(sql, [[row.pk for row in rows], *values])
 
 
@@ -477,7 +568,9 @@ def _post_generation(postings: list[Posting], posted: dict[str, Activity]) -> No
                 contact=contact if contact and contact.account_id == p.account.pk else None,
             )
         )
-    for posting, activity in zip(plain, feed_actions.log_emails(emails), strict=True):
+    # Most batches have no second generation: no empty INSERT of account touches for it.
+    logged = feed_actions.log_emails(emails) if emails else []
+    for posting, activity in zip(plain, logged, strict=True):
         _posted(posting, activity, posted)
     for p in postings:
         if is_special(p.parsed):

@@ -96,8 +96,11 @@ async def _read_body(receive: Receive, declared: int, limit: int) -> bytes | Non
 
 
 def _accept(body: bytes | None, signature: str) -> tuple[int, dict[str, object]]:
-    # What Django's handler does around a request: a connection that broke or aged out is not
-    # reused, and none is held past its age.
+    if settings.TIDINGS_INBOUND_ACCEPT_IN_POOL:
+        # A thread of the pool: it keeps its connection between posts (`views.accept_raw`).
+        return accept_raw(body, signature)
+    # The thread every sync view shares: what Django's handler does around a request, a
+    # connection that broke or aged out is not reused, and none is held past its age.
     close_old_connections()
     try:
         return accept_raw(body, signature)

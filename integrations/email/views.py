@@ -6,9 +6,12 @@ here; the triage forms carry CSRF tokens like every page.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
+import threading
+import time
 
 import psycopg
 from asgiref.sync import sync_to_async
@@ -16,7 +19,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connection
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
@@ -80,6 +83,40 @@ async def inbound_raw(request: HttpRequest) -> JsonResponse:
     return JsonResponse(answer, status=status)
 
 
+# How long a thread that accepts raw posts keeps its database connection between posts.
+KEEP_CONNECTION_SECONDS = 30.0
+_kept = threading.local()
+
+
+def _take_kept_connection() -> bool:
+    """Keep this accept thread's database connection from one post to the next.
+
+    With the pool (CONN_MAX_AGE 0), `close_old_connections` gave the connection back after each
+    post and the next post took one again, which the pool checks with a round trip: as much
+    time as the INSERT itself (docs/benchmarks-inbound.md). The thread keeps it instead, and
+    gives it back after KEEP_CONNECTION_SECONDS (so the pool still renews its connections) or
+    when storing failed (`_drop_kept_connection`: the next post takes a fresh, checked one).
+    Answers whether the connection was kept from an earlier post.
+    """
+    taken = getattr(_kept, "at", None)
+    if taken is not None and time.monotonic() - taken <= KEEP_CONNECTION_SECONDS:
+        return connection.connection is not None
+    close_old_connections()
+    _kept.at = time.monotonic()
+    return False
+
+
+def _connection_is_broken() -> bool:
+    raw = connection.connection
+    return raw is None or raw.closed or bool(getattr(raw, "broken", False))
+
+
+def _drop_kept_connection() -> None:
+    _kept.at = None
+    with contextlib.suppress(DatabaseError):  # a connection that died cannot close cleanly
+        connection.close()
+
+
 def accept_raw(body: bytes | None, signature: str) -> tuple[int, dict[str, object]]:
     """The answer (status, JSON) to a raw post of `body` (None: over the size limit) signed
     `signature`; stores the message when it is genuine."""
@@ -90,15 +127,26 @@ def accept_raw(body: bytes | None, signature: str) -> tuple[int, dict[str, objec
         return 403, {"detail": "The X-Tidings-Signature header does not match the body."}
     if not body.strip():
         return 400, {"detail": "The body is empty; send one raw RFC 5322 message."}
-    if settings.TIDINGS_INBOUND_ACCEPT_IN_POOL:
-        # This pool thread's connection outlives the request: drop it if it broke or aged out.
-        close_old_connections()
+    in_pool = settings.TIDINGS_INBOUND_ACCEPT_IN_POOL
+    kept = in_pool and _take_kept_connection()
     try:
-        accepted = actions.accept_inbound_email(raw=body)
+        try:
+            accepted = actions.accept_inbound_email(raw=body)
+        except (DatabaseError, psycopg.Error):
+            if not (kept and _connection_is_broken()):
+                raise
+            # The connection kept since an earlier post died meanwhile (a restart, a failover):
+            # once more on a fresh one, as the pool's check would have given. The INSERT is
+            # idempotent: had the first one committed, this one answers it as the duplicate.
+            _drop_kept_connection()
+            _take_kept_connection()
+            accepted = actions.accept_inbound_email(raw=body)
     except (DatabaseError, psycopg.Error):
         # The accepting INSERT runs on a raw psycopg cursor, whose errors are not Django's.
         # The only 5xx: nothing was stored, so the sender must try again.
         log.exception("storing an inbound message failed")
+        if in_pool:
+            _drop_kept_connection()
         return 503, {"detail": "The message could not be stored; try again."}
     if accepted.is_duplicate:
         return 200, {"id": accepted.inbound.pk, "status": "duplicate"}

@@ -5,6 +5,7 @@ from notifications.actions.happenings import (
     note_happening,
     note_happenings,
     notify_happening,
+    notify_happenings,
     sweep_happenings,
 )
 from notifications.actions.inbox import announce, mark_read, notify
@@ -31,6 +32,7 @@ __all__ = [
     "note_happenings",
     "notify",
     "notify_happening",
+    "notify_happenings",
     "send_digests",
     "send_meeting_reminders",
     "send_request_alerts",

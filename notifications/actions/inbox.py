@@ -57,9 +57,24 @@ def announce(notifications: list[Notification]) -> None:
     """Push what the inbox shows to each recipient's open tabs. The last step of a transaction:
     recording events takes the event sequencer's lock until commit."""
     shown = [item for item in notifications if item.delivery in (Delivery.IN_APP, Delivery.EMAIL)]
-    unread = {item.recipient_id: unread_count(item.recipient) for item in shown}
-    for item in shown:
-        events.notification_created(item, unread=unread[item.recipient_id])
+    if not shown:
+        return
+    # Each recipient's count once, however many of theirs a batch made; the events in one write.
+    people = {item.recipient_id: item.recipient for item in shown if _has_recipient(item)}
+    missing = {item.recipient_id for item in shown} - set(people)
+    people |= User.objects.in_bulk(list(missing)) if missing else {}
+    unread = {pk: unread_count(person) for pk, person in people.items()}
+    # Each event says the count as it was when its notification was made, as if they had been
+    # made one by one: the count now, less those of the recipient made after it.
+    counted: list[tuple[Notification, int]] = []
+    for item in reversed(shown):
+        counted.append((item, unread[item.recipient_id]))
+        unread[item.recipient_id] -= 1
+    events.notifications_created(counted[::-1])
+
+
+def _has_recipient(notification: Notification) -> bool:
+    return Notification.recipient.is_cached(notification)  # type: ignore[attr-defined]
 
 
 @transaction.atomic

@@ -90,3 +90,30 @@ def test_a_proof_from_get_visible_account_stands_only_for_its_user_and_briefly(
     cast.owner.save(update_fields=["is_active"])
     with pytest.raises(visibility.AccountNotFound):
         visibility.require_visible_account(cast.owner, account)  # stale proof: asked again
+
+
+def test_who_can_see_many_accounts_reads_the_policy_backwards(cast: Cast) -> None:
+    """`people_who_can_see_each` (one query for many accounts) agrees with `visible_accounts`
+    for every user and account: a grant, a manager, an inactive user, an archived account."""
+    from django.utils import timezone
+
+    from crm.models import User
+    from crm.visibility import people_who_can_see, people_who_can_see_each
+
+    granted = make_account(cast.admin, cast.teammate, "Other East")
+    actions.grant_account_access(actor=cast.admin, account=granted, user=cast.outsider)
+    archived = make_account(cast.admin, cast.owner, "Gone")
+    archived.archived_at = timezone.now()
+    archived.save(update_fields=["archived_at"])
+    cast.teammate.is_active = False
+    cast.teammate.save(update_fields=["is_active"])
+    accounts = [cast.account, cast.west_account, granted, archived]
+    users = list(User.objects.all())
+    among = {user.pk for user in users} - {cast.support.pk}  # narrowed: carol is not asked about
+    seen = people_who_can_see_each({a.pk for a in accounts} | {999_999}, among)
+    for account in accounts:
+        expected = {u.pk for u in users if visible_accounts(u).filter(pk=account.pk).exists()}
+        assert seen[account.pk] == expected & among, account.name
+        assert set(people_who_can_see(account).values_list("pk", flat=True)) == expected
+    assert seen[999_999] == set()
+    assert seen[cast.west_account.pk] == {cast.outsider.pk, cast.admin.pk}

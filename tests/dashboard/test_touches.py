@@ -109,3 +109,30 @@ def test_a_batch_of_inbound_emails_moves_each_accounts_touch(cast: Cast) -> None
         ]
     )
     assert _kept() == _from_the_timelines() and set(_kept()) == {cast.account.pk, other.pk}
+
+
+def test_a_batch_touches_all_its_accounts_in_one_statement(cast: Cast) -> None:
+    """One sorted statement, however many accounts (one UPDATE per account, in the batch's own
+    order, deadlocked concurrent drains); a backdated email leaves a later touch alone."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from feed.actions.mail import NewEmail, log_emails
+
+    accounts = [make_account(cast.admin, cast.owner, f"Co {n}") for n in range(6)]
+    log_call(actor=cast.owner, account=accounts[0], body="just now")
+    long_ago = timezone.now() - dt.timedelta(days=30)
+
+    def touches(batch: list[NewEmail]) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            log_emails(batch)
+        return sum("feed_accounttouch" in q["sql"] for q in queries.captured_queries)
+
+    few = touches([NewEmail(account=accounts[0], subject="old", body="o", occurred_at=long_ago)])
+    many = touches(
+        [NewEmail(account=a, subject="s", body="b") for a in reversed(accounts)]
+        + [NewEmail(account=accounts[3], subject="old", body="o", occurred_at=long_ago)]
+    )
+    assert few == many == 1
+    assert _kept() == _from_the_timelines()
+    assert set(_kept()) == {a.pk for a in accounts}

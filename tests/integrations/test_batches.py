@@ -94,6 +94,43 @@ def test_a_message_whose_write_fails_fails_alone_and_the_others_are_written(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_batch_whose_write_meets_a_deadlock_goes_back_to_the_queue_at_once(
+    cast: Cast,
+) -> None:
+    """A deadlock (raised by PostgreSQL itself, SQLSTATE 40P01) is no message's fault: the batch
+    is handed back, its attempt counted, and the retried drain takes it again at once instead
+    of after its lease (the benchmark stranded ~50 messages per deadlock that way)."""
+    from django.db import OperationalError
+
+    services.require_postgres()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION fake_deadlock() RETURNS trigger AS $$ BEGIN "
+            "RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; "
+            "END $$ LANGUAGE plpgsql"
+        )
+        cursor.execute(
+            "CREATE TRIGGER fake_deadlock BEFORE INSERT ON feed_activity "
+            "FOR EACH ROW EXECUTE FUNCTION fake_deadlock()"
+        )
+    try:
+        ids = _queue(3, "stuck")
+        with pytest.raises(OperationalError):
+            actions.process_batch(actions.claim_batch(limit=actions.BATCH_SIZE))
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER fake_deadlock ON feed_activity")
+            cursor.execute("DROP FUNCTION fake_deadlock()")
+    rows = InboundEmail.objects.filter(pk__in=ids)
+    assert {(r.status, r.attempts, r.claimed_at) for r in rows} == {(Status.QUEUED, 1, None)}
+    assert not Activity.objects.exists()
+    assert _drain() == 3
+    rows = InboundEmail.objects.filter(pk__in=ids)
+    assert {(r.status, r.attempts) for r in rows} == {(Status.PROCESSED, 2)}
+    assert Activity.objects.filter(kind="email").count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
 def test_two_drains_at_once_never_process_a_message_twice(cast: Cast, settings: Any) -> None:
     services.require_postgres()
     settings.TIDINGS_INBOUND_BURST_LIMIT = 1000  # one sender, forty messages: not a burst here
@@ -212,3 +249,74 @@ def test_a_message_accepted_while_a_drain_runs_is_not_stranded(cast: Cast) -> No
     assert actions.drain_inbound_emails() == 1
     assert InboundEmail.objects.get(pk=late[0]).status == Status.PROCESSED
     client.delete(queueing.drain_flag())
+
+
+def test_text_that_looks_like_sql_or_placeholders_is_stored_as_sent(cast: Cast) -> None:
+    """The batch's statements bind their values on the server: quotes, backslashes, braces,
+    placeholders of either style and non-ASCII text reach the timeline unchanged."""
+    body = 'It\'s "fine" \\ {a,b} %s %(x)s $1 ?; DROP TABLE x; -- ☃ Grüße'
+    subject = "Re: {\"q\": 'v'} $2 %s"
+    pks = [
+        actions.accept_inbound_email(
+            raw=email(message_id=f"<odd{n}@mail.acme.example>", subject=subject, body=body)
+        ).inbound.pk
+        for n in range(2)
+    ]
+    assert _drain() == 2
+    for pk in pks:
+        stored = InboundEmail.objects.get(pk=pk)
+        assert stored.status == Status.PROCESSED, stored.reason
+        assert (stored.activity.subject, stored.activity.body) == (subject, body)
+        assert stored.subject == subject
+
+
+def test_a_batch_stores_text_that_arrays_must_escape_as_it_was(cast: Cast) -> None:
+    """The batch's bulk INSERTs send one array per column (binary on PostgreSQL): quotes,
+    backslashes, braces, commas, the word NULL and non-ASCII text come back unchanged."""
+    awkward = [
+        'She said "yes", then {no}',
+        'C:\\temp\\new \\"quoted\\"',
+        "NULL",
+        "Zoë — 日本語 , {a,b}",
+    ]
+    ids = [
+        actions.accept_inbound_email(
+            raw=email(
+                message_id=f"<awkward{n}@mail.acme.example>",
+                subject=text,
+                body=f"{text}\n\nMaria",
+                html=f"<p>{text}</p>",
+            )
+        ).inbound.pk
+        for n, text in enumerate(awkward)
+    ]
+    assert _drain() == len(awkward)
+    for pk, text in zip(ids, awkward, strict=True):
+        stored = InboundEmail.objects.get(pk=pk)
+        assert stored.status == Status.PROCESSED, stored.reason
+        activity = stored.activity
+        assert activity is not None
+        assert activity.subject == text
+        assert activity.body.startswith(text)
+        assert activity.details["message_id"] == f"awkward{ids.index(pk)}@mail.acme.example"
+        assert stored.reason == "Matched by contact."
+
+
+def test_a_batch_stops_before_the_message_that_would_pass_its_byte_budget(
+    cast: Cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim reads its messages' raw bytes at once: it takes messages in order until the next
+    would pass BATCH_BYTES (the first always), and the rest wait for the next claim."""
+    services.require_postgres()
+    from integrations.actions import processing
+
+    ids = _queue(4, "budget")
+    sizes = dict(InboundEmail.objects.filter(pk__in=ids).values_list("pk", "size"))
+    monkeypatch.setattr(processing, "BATCH_BYTES", sizes[ids[0]] + sizes[ids[1]])
+    first = actions.claim_batch(limit=10)
+    assert [m.pk for m in first] == ids[:2]
+    monkeypatch.setattr(processing, "BATCH_BYTES", 1)
+    assert [m.pk for m in actions.claim_batch(limit=10)] == ids[2:3]
+    monkeypatch.setattr(processing, "BATCH_BYTES", 10**9)
+    assert [m.pk for m in actions.claim_batch(limit=10)] == ids[3:]
+    assert actions.claim_batch(limit=10) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.utils import timezone
 
@@ -184,3 +185,141 @@ def test_request_worked_through_the_api_tells_its_author(cast: Cast) -> None:
     work_happenings()
     assert [kind for kind, _ in told(cast.owner)] == ["request_status"]
     assert told(cast.support) == []  # she assigned it to herself
+
+
+def _everything_at_once(cast: Cast) -> None:
+    """Happenings of every rule on two accounts: mentions (one of an outsider), a reply to a
+    followed and a muted thread, follow kinds, a per-follow delivery, a kind turned off, a task,
+    a request moving on, a follower who lost access, a deleted post, and inbound email."""
+    actions.set_preferences(user=cast.teammate, choices={"reply": "in_app", "mention": "off"})
+    feed.follow_account(user=cast.support, account=cast.account, kinds=["call", "email"])
+    feed.follow_account(user=cast.manager, account=cast.account, delivery="in_app")
+    crm_actions.grant_account_access(actor=cast.admin, account=cast.account, user=cast.outsider)
+    feed.follow_account(user=cast.outsider, account=cast.account)
+    crm_actions.revoke_account_access(actor=cast.admin, account=cast.account, user=cast.outsider)
+    root = feed.post_activity(author=cast.owner, account=cast.account, body="plan? @bob @erin")
+    feed.add_comment(actor=cast.teammate, parent=root, body="first")
+    muted = feed.post_activity(author=cast.teammate, account=cast.account, body="quiet one")
+    feed.set_thread_subscription(user=cast.teammate, thread=muted, is_muted=True)
+    feed.add_comment(actor=cast.support, parent=muted, body="@alice hush")
+    feed.add_comment(actor=cast.support, parent=root, body="@alice @dave second")
+    feed.log_call(actor=cast.teammate, account=cast.account, body="talked")
+    feed.create_task(
+        actor=cast.owner, account=cast.account, subject="Send quote", assignee=cast.teammate
+    )
+    request = feed.raise_request(actor=cast.owner, account=cast.account, subject="Broken login")
+    feed.update_request(actor=cast.support, request=request, assignee=cast.support)
+    feed.update_request(actor=cast.support, request=request, status="resolved", resolution="ok")
+    gone = feed.post_activity(author=cast.teammate, account=cast.account, body="@alice oops")
+    feed.delete_activity(actor=cast.teammate, activity=gone)
+    feed.post_activity(author=cast.outsider, account=cast.west_account, body="west news")
+    for n in range(3):
+        feed.log_email(account=cast.account, subject=f"Re: quote {n}", body="ok", details={})
+        feed.log_email(account=cast.west_account, subject=f"Hello {n}", body="hi", details={})
+
+
+def _outcome() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    made = list(
+        Notification.objects.order_by("id").values_list(
+            "recipient", "kind", "delivery", "activity", "account", "actor", "title", "source"
+        )
+    )
+    pushed = [
+        (event.stream, {k: v for k, v in event.data.items() if k not in ("id", "created_at")})
+        for event in Event.objects.filter(type="notification.created").order_by("id")
+    ]
+    return made, pushed
+
+
+def test_a_batch_notifies_exactly_as_one_happening_at_a_time(cast: Cast) -> None:
+    from django.db import transaction
+
+    _everything_at_once(cast)
+    ids = list(Happening.objects.order_by("id").values_list("pk", flat=True))
+
+    class Undo(Exception):
+        pass
+
+    one_by_one: tuple[list[tuple[object, ...]], list[tuple[object, ...]]] = ([], [])
+    try:
+        with transaction.atomic():
+            assert sum(actions.notify_happening(pk) for pk in ids) > 10
+            one_by_one = _outcome()
+            raise Undo
+    except Undo:
+        pass
+    assert Happening.objects.count() == len(ids)
+    assert actions.notify_happenings(ids) == len(one_by_one[0])
+    assert _outcome() == one_by_one
+    kinds = {kind for _, kind, *_ in one_by_one[0]}
+    assert kinds == {"mention", "reply", "followed_activity", "assigned", "request_status"}
+    assert len(one_by_one[1]) > 3  # in-app and email ones were pushed, with unread counts
+    assert not Happening.objects.exists()
+    assert actions.notify_happenings(ids) == 0  # worked twice: told once
+
+
+def test_a_batch_takes_the_same_statements_however_many_happenings(cast: Cast) -> None:
+    """The inbound worker hands over ~50 happenings at once: the statements must not grow with
+    them (one at a time it was ~16 per happening)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from crm.models import Account
+
+    accounts = [cast.account, cast.west_account]
+    accounts += [
+        crm_actions.create_account(actor=cast.admin, name=f"Customer {n}", owner=cast.owner)
+        for n in range(8)
+    ]
+    feed.follow_account(user=cast.support, account=cast.account, delivery="in_app")
+
+    def statements(count: int) -> int:
+        Happening.objects.all().delete()
+        for n in range(count):
+            feed.log_email(
+                account=accounts[n % len(accounts)], subject=f"S{n}", body="b", details={}
+            )
+        ids = list(Happening.objects.values_list("pk", flat=True))
+        with CaptureQueriesContext(connection) as queries:
+            made = actions.notify_happenings(ids)
+        assert made >= count  # the owner (or erin, on the west account) follows each
+        return len(queries)
+
+    few, many = statements(3), statements(60)
+    assert many == few
+    # Lock and read the happenings, five reads of facts, preferences, follows, told-already,
+    # INSERT, DELETE; the push: recipients, unread count, the event write (four); savepoint.
+    assert many <= 20, many
+    assert Account.objects.count() == 10
+
+
+def test_happenings_of_one_transaction_are_worked_by_one_task(
+    cast: Cast, django_capture_on_commit_callbacks: Any
+) -> None:
+    """An inbound batch announces its emails in two generations: one task takes both; ids from
+    an inner savepoint that rolled back are dropped with their rows, the others are kept."""
+    from django.db import transaction
+
+    def emails(n: int) -> list[Activity]:
+        return feed.log_emails(
+            [feed.NewEmail(account=cast.account, subject=f"Mail {i}", body="Hi") for i in range(n)]
+        )
+
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        first = emails(2)
+        second = emails(1)
+        try:
+            with transaction.atomic():
+                emails(1)
+                raise RuntimeError("rolled back")
+        except RuntimeError:
+            pass
+    notify = [c for c in callbacks if type(c).__name__ == "_NotifyAfterCommit"]
+    assert len(notify) == 1
+    kept = set(Happening.objects.values_list("pk", flat=True))
+    assert len(kept) == 3
+    assert kept <= set(notify[0].ids)  # type: ignore[attr-defined]
+    assert actions.notify_happenings(notify[0].ids) == len(  # type: ignore[attr-defined]
+        Notification.objects.filter(activity__in=[*first, *second])
+    )
+    assert not Happening.objects.exists()
