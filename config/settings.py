@@ -197,10 +197,11 @@ TIDINGS_EVENT_RETENTION_DAYS = env_int("TIDINGS_EVENT_RETENTION_DAYS", 30, minim
 # The web process's generation-0 garbage-collection threshold (Python's default is 700). A daphne
 # process holding 1,000 sockets has so many long-lived objects that each full collection paused
 # every delivery for 210-270 ms, and the default threshold promoted enough short-lived objects to
-# trigger one every 20-40 posts. At 50,000 they die young instead: the last of 1,000 followers'
-# p99 went from 287-292 ms to 146-163 ms in two A/B runs each (docs/benchmarks.md).
+# trigger one every 20-40 posts: the last of 1,000 followers' p99 was 287-292 ms, at 5,000 it was
+# 151 ms (at 50,000, 146-163 ms, but young garbage then held 12 MB more while slow clients
+# stalled: tests/service/test_slow_client.py). docs/benchmarks.md has the runs.
 TIDINGS_WEB_GC_GEN0_THRESHOLD = env_int(
-    "TIDINGS_WEB_GC_GEN0_THRESHOLD", 50_000, minimum=100, maximum=10_000_000
+    "TIDINGS_WEB_GC_GEN0_THRESHOLD", 5_000, minimum=100, maximum=10_000_000
 )
 # Bytes the server may hold for a WebSocket client that stopped reading before it is dropped
 # (close 4008; it resumes from its cursor). See realtime/consumers.py.

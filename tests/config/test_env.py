@@ -83,5 +83,5 @@ def test_the_web_process_collects_young_garbage_less_often() -> None:
 
     import config.asgi  # noqa: F401 - loading the ASGI application applies the threshold
 
-    assert settings.TIDINGS_WEB_GC_GEN0_THRESHOLD == 50_000
+    assert settings.TIDINGS_WEB_GC_GEN0_THRESHOLD == 5_000
     assert gc.get_threshold()[0] == settings.TIDINGS_WEB_GC_GEN0_THRESHOLD
