@@ -194,14 +194,14 @@ TIDINGS_TICKET_TTL_SECONDS = env_int("TIDINGS_TICKET_TTL_SECONDS", 60, minimum=5
 TIDINGS_CATCHUP_LIMIT = env_int("TIDINGS_CATCHUP_LIMIT", 1000, minimum=10, maximum=100_000)
 # Days the outbox keeps events; a cursor older than that gets "resync" (pages reload).
 TIDINGS_EVENT_RETENTION_DAYS = env_int("TIDINGS_EVENT_RETENTION_DAYS", 30, minimum=1, maximum=3650)
-# The web process's generation-0 garbage-collection threshold (Python's default is 700). A daphne
-# process holding 1,000 sockets has so many long-lived objects that each full collection paused
-# every delivery for 210-270 ms, and the default threshold promoted enough short-lived objects to
-# trigger one every 20-40 posts: the last of 1,000 followers' p99 was 287-292 ms, at 5,000 it was
-# 151 ms (at 50,000, 146-163 ms, but young garbage then held 12 MB more while slow clients
-# stalled: tests/service/test_slow_client.py). docs/benchmarks.md has the runs.
+# The web process's generation-0 garbage-collection threshold; the default is Python's own (700).
+# A daphne process holding 1,000 sockets pauses every delivery 210-270 ms for each full collection,
+# and at 700 one comes every 20-40 posts: the last of 1,000 followers' p99 was 287-292 ms, at 5,000
+# 151-162 ms (docs/benchmarks.md). 5,000 is not the default because young garbage then held about
+# 6 MB more while slow clients stalled, which made tests/service/test_slow_client.py's memory bound
+# fail now and then (at 50,000, 12 MB). Raise it where the memory is there to spend.
 TIDINGS_WEB_GC_GEN0_THRESHOLD = env_int(
-    "TIDINGS_WEB_GC_GEN0_THRESHOLD", 5_000, minimum=100, maximum=10_000_000
+    "TIDINGS_WEB_GC_GEN0_THRESHOLD", 700, minimum=100, maximum=10_000_000
 )
 # Bytes the server may hold for a WebSocket client that stopped reading before it is dropped
 # (close 4008; it resumes from its cursor). See realtime/consumers.py.
