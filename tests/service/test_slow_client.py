@@ -33,14 +33,16 @@ pytestmark = [pytest.mark.service, pytest.mark.django_db(transaction=True)]
 # client passes its limit (set low below, so the test runs in seconds) after a few dozen posts.
 BODY = "slow " * 1600
 BUFFER_LIMIT = 128 * 1024
-POSTS = 120
+POSTS = 240
 # The slow client is dropped once the server (its own buffer and the kernel's send queue) holds
 # four times BUFFER_LIMIT for it, or BUFFER_LIMIT for 5 s: well within this many posts.
 DROPPED_WITHIN_POSTS = 100
 # Memory the server may grow by while the slow clients stall: without the bound each would hold
-# every post (POSTS * 8.5 KB, about 1 MB, times SLOW_CLIENTS).
+# every post (POSTS * 8.5 KB, about 2 MB, times SLOW_CLIENTS: 16 MB); with it, each holds at most
+# four times BUFFER_LIMIT (4 MB in all) plus the allocator's and the collector's slack, which
+# measured 6.0-6.9 MB on the merged code, over the 6 MB this limit had at 120 posts.
 SLOW_CLIENTS = 8
-RSS_GROWTH_LIMIT_KIB = 6 * 1024
+RSS_GROWTH_LIMIT_KIB = 9 * 1024
 TCP_ESTABLISHED = 1
 
 
