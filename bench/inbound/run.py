@@ -282,7 +282,13 @@ def our_parse_rate(raws: list[bytes]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8, help="posting threads")
-    parser.add_argument("--concurrency", type=int, default=4, help="Celery worker processes")
+    # Production's worker command names no concurrency: Celery starts one process per CPU.
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="Celery worker processes (default: one per CPU, as production's command gives)",
+    )
     parser.add_argument("--web", type=int, default=1, help="web processes (behind a balancer)")
     parser.add_argument(
         "--tier",
