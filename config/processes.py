@@ -57,6 +57,10 @@ def inbound(host: str, port: int) -> list[str]:
         "none",
         "--lifespan",
         "off",
+        # The balancer logs every request, and every accepted message is a row with its time:
+        # uvicorn's access line (formatted through `logging`) was 8 % of this tier's CPU per
+        # post in a profile (~0.1 ms). Errors are still logged.
+        "--no-access-log",
     ]
 
 
