@@ -283,6 +283,21 @@ def test_accepts_within_the_gather_window_share_one_drain_request(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_drain_that_takes_a_full_batch_asks_for_a_sibling(cast: Cast) -> None:
+    """A backlog of more than one batch is worked by several drains at once, not one."""
+    client = queueing._redis()
+    if client is not None:
+        client.delete(queueing.drain_flag())
+    _queue(5, "backlog")
+    _sent_drains()
+    assert actions.drain_inbound_emails(batch_size=2) == 5
+    # Asked at each full batch: debounced by the flag with Redis, sent each time without.
+    assert _sent_drains() == (1 if client is not None else 2)
+    if client is not None:
+        client.delete(queueing.drain_flag())
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_gatherer_asks_for_the_drain_by_itself_after_its_window(
     cast: Cast, settings: Any
 ) -> None:
