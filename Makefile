@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench bench-feed bench-inbound bench-dashboard web worker beat clean
+.PHONY: install run test lint format bench bench-feed bench-inbound bench-dashboard web inbound worker beat clean
 
 install: $(STAMP)
 
@@ -52,6 +52,10 @@ bench-dashboard: install
 # The single processes, as docker-compose.yml runs them.
 web: install
 	$(BIN)/python -m config.processes web
+
+# The inbound email tier (uvicorn; the balancer sends /integrations/email/inbound/ to it).
+inbound: install
+	$(BIN)/python -m config.processes inbound
 
 worker: install
 	$(BIN)/python -m config.processes worker

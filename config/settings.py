@@ -250,6 +250,11 @@ TIDINGS_INBOUND_MAX_BYTES = env_int(
 # of the process shares. Tests run in-process switch it off: their database transaction belongs
 # to that one thread.
 TIDINGS_INBOUND_ACCEPT_IN_POOL = True
+# A web process gathers the accepts of this many milliseconds into one drain request (one Redis
+# round trip instead of one per accept, integrations/actions/queueing.py); 0: one per accept.
+TIDINGS_INBOUND_DRAIN_GATHER_SECONDS = (
+    env_int("TIDINGS_INBOUND_DRAIN_GATHER_MS", 50, minimum=0, maximum=5000) / 1000
+)
 # The domain of the per-account logging addresses, log+<token>@<this domain>.
 TIDINGS_INBOUND_DOMAIN = env_str("TIDINGS_INBOUND_DOMAIN", "inbound.tidings.example").lower()
 # Mail to this address that matches an account raises a support request there (besides the email).

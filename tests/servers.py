@@ -59,9 +59,10 @@ def free_port(host: str = HOST) -> int:
         return int(sock.getsockname()[1])
 
 
-def web_argv(host: str, port: int) -> list[str]:
-    """The production command line of a web process, run with this virtualenv's daphne."""
-    argv = processes.web(host, port)
+def web_argv(host: str, port: int, tier: str = "web") -> list[str]:
+    """The production command line of a web process (`tier` "web": daphne; "inbound": the
+    inbound email tier's uvicorn), run with this virtualenv's executable."""
+    argv = {"web": processes.web, "inbound": processes.inbound}[tier](host, port)
     executable = Path(sys.executable).with_name(argv[0])
     if not executable.exists():
         raise RuntimeError(f"{argv[0]} is not installed next to {sys.executable}")
@@ -182,11 +183,13 @@ class _ExitedEarly(ServerDidNotStart):
     """daphne died during start-up (for instance: the port was taken after all)."""
 
 
-def _start_once(env: dict[str, str], log: Path, host: str, start_seconds: float) -> WebServer:
+def _start_once(
+    env: dict[str, str], log: Path, host: str, start_seconds: float, tier: str
+) -> WebServer:
     port = free_port(host)
     with log.open("wb") as out:
         process = subprocess.Popen(
-            web_argv(host, port),
+            web_argv(host, port, tier),
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -234,6 +237,7 @@ def start_web(
     host: str = HOST,
     attempts: int = 3,
     start_seconds: float = START_SECONDS,
+    tier: str = "web",
 ) -> WebServer:
     """Start a web process on a free port and wait until `/healthz/` answers 200.
 
@@ -243,7 +247,7 @@ def start_web(
     log_dir.mkdir(parents=True, exist_ok=True)
     for attempt in range(attempts):
         try:
-            return _start_once(env, log_dir / f"{name}-{attempt}.log", host, start_seconds)
+            return _start_once(env, log_dir / f"{name}-{attempt}.log", host, start_seconds, tier)
         except _ExitedEarly:
             if attempt == attempts - 1:
                 raise

@@ -1,9 +1,11 @@
-"""`python -m bench.inbound [--clients N] [--concurrency N] [--web N]`: the inbound email benchmark.
+"""`python -m bench.inbound [--clients N] [--concurrency N] [--web N] [--tier inbound|web]`: the
+inbound email benchmark.
 
 1. A fresh PostgreSQL database (`tidings_inboundbench`), migrated; 200 accounts, each with a web
    domain and a contact, 20 with a logging address; a private Redis database as Celery broker.
-2. Production's web processes (`--web` daphne processes, the clients spread over them as a
-   balancer would) and a Celery worker, as subprocesses. TIDINGS_BENCH_DB and
+2. Production's web processes (`--web` processes of the inbound email tier, uvicorn as
+   config.processes.inbound starts it, the clients spread over them as a balancer would;
+   `--tier web` posts to daphne instead) and a Celery worker, as subprocesses. TIDINGS_BENCH_DB and
    TIDINGS_BENCH_REDIS_URL choose another database and Redis on a shared machine.
 3. 2,000 signed posts to `/integrations/email/inbound/raw/` from N client threads (bench/inbound/
    messages.py: sizes, duplicates, routes); then wait until every stored message is final.
@@ -135,7 +137,7 @@ def _wait_healthy(port: int, process: subprocess.Popen[bytes], log: Path) -> Non
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"daphne exited:\n{log.read_text()[-2000:]}")
+            raise RuntimeError(f"the web process exited:\n{log.read_text()[-2000:]}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/healthz/")
@@ -144,7 +146,7 @@ def _wait_healthy(port: int, process: subprocess.Popen[bytes], log: Path) -> Non
         except OSError:
             pass
         time.sleep(0.1)
-    raise RuntimeError("daphne did not become healthy")
+    raise RuntimeError("the web process did not become healthy")
 
 
 def _post_all(
@@ -280,8 +282,20 @@ def our_parse_rate(raws: list[bytes]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8, help="posting threads")
-    parser.add_argument("--concurrency", type=int, default=4, help="Celery worker processes")
-    parser.add_argument("--web", type=int, default=1, help="daphne processes (behind a balancer)")
+    # Production's worker command names no concurrency: Celery starts one process per CPU.
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="Celery worker processes (default: one per CPU, as production's command gives)",
+    )
+    parser.add_argument("--web", type=int, default=1, help="web processes (behind a balancer)")
+    parser.add_argument(
+        "--tier",
+        choices=("inbound", "web"),
+        default="inbound",
+        help="the tier the posts go to: inbound (uvicorn, production's route) or web (daphne)",
+    )
     args = parser.parse_args()
     load_before = _load()
 
@@ -301,32 +315,32 @@ def main() -> int:
     )
 
     from bench.servers import free_port
-    from config.processes import WORKER, web
+    from config.processes import WORKER, inbound, web
 
     ports = [free_port() for _ in range(args.web)]
-    daphnes = []
+    webs = []
     for index, port in enumerate(ports):
-        web_argv = web("127.0.0.1", port)
+        web_argv = (inbound if args.tier == "inbound" else web)("127.0.0.1", port)
         web_argv[0] = str(BIN / web_argv[0])
-        daphnes.append(_start(web_argv, env, workdir / f"daphne{index}.log"))
+        webs.append(_start(web_argv, env, workdir / f"web{index}.log"))
     worker_argv = [str(BIN / WORKER[0]), *WORKER[1:], "--concurrency", str(args.concurrency)]
     worker = _start(worker_argv, env, workdir / "worker.log")
     try:
-        for index, (port, daphne) in enumerate(zip(ports, daphnes, strict=True)):
-            _wait_healthy(port, daphne, workdir / f"daphne{index}.log")
+        for index, (port, server) in enumerate(zip(ports, webs, strict=True)):
+            _wait_healthy(port, server, workdir / f"web{index}.log")
         time.sleep(2)  # let the worker connect to the broker before the clock starts
-        cpu_before = _cpu_by_part(daphnes, worker)
+        cpu_before = _cpu_by_part(webs, worker)
         started, _ids, codes = _post_all(ports, [p.raw for p in posts], args.clients)
         accepted_at = time.time()
         _wait_final(len(distinct), worker)
         cpu = {
             part: seconds - cpu_before.get(part, 0.0)
-            for part, seconds in _cpu_by_part(daphnes, worker).items()
+            for part, seconds in _cpu_by_part(webs, worker).items()
         }
     finally:
-        for process in (*daphnes, worker):
+        for process in (*webs, worker):
             process.terminate()
-        for process in (*daphnes, worker):
+        for process in (*webs, worker):
             process.wait(timeout=30)
     outcome = _outcome(distinct, account_ids)
     elapsed = outcome["last_processed"].timestamp() - started
@@ -377,14 +391,14 @@ def _descendants(pid: int) -> list[int]:
 
 
 def _cpu_by_part(
-    daphnes: list[subprocess.Popen[bytes]], worker: subprocess.Popen[bytes]
+    webs: list[subprocess.Popen[bytes]], worker: subprocess.Popen[bytes]
 ) -> dict[str, float]:
     """CPU seconds so far of each part of the run: the web processes, the Celery worker with its
     pool processes, the PostgreSQL backends serving this database, Redis, and this process
     (the posting clients). What every message costs in all, whatever else loads the machine;
     backends that exit during the run are missed (the pools keep theirs)."""
     parts = {
-        "web": sum(_cpu_seconds(d.pid) for d in daphnes),
+        "web": sum(_cpu_seconds(d.pid) for d in webs),
         "worker": sum(_cpu_seconds(pid) for pid in [worker.pid, *_descendants(worker.pid)]),
         "postgres": 0.0,
         "redis": 0.0,
@@ -436,7 +450,8 @@ def _report(r: dict[str, Any]) -> None:
         f"{r['posts']} signed posts to `/integrations/email/inbound/raw/` from "
         f"{r['args']['clients']} client threads: {r['distinct']} distinct messages "
         f"({r['sizes']}) and {r['posts'] - r['distinct']} exact duplicates; "
-        f"{r['args']['web']} daphne process(es) and one Celery worker with "
+        f"{r['args']['web']} {'uvicorn' if r['args']['tier'] == 'inbound' else 'daphne'} "
+        f"process(es) of the {r['args']['tier']} tier and one Celery worker with "
         f"{r['args']['concurrency']} processes, all on this machine. "
         f"Load average before the run: {r['load_before']}, after: {r['load_after']}.",
         "",

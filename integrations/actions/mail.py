@@ -87,7 +87,7 @@ def accept_inbound_email(*, raw: bytes, provider: str = "raw", provider_id: str 
         provider_id=provider_id,
     )
     if _insert_once(inbound):
-        transaction.on_commit(queueing.request_drain)
+        transaction.on_commit(queueing.request_drain_soon)
         return Accepted(inbound, is_duplicate=False)
     existing = _stored_copy(message_id, provider, provider_id, digest)
     if existing is None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from config.processes import BEAT, WORKER, web
+from config.processes import BEAT, WORKER, inbound, web
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -21,22 +21,24 @@ def _executable_exists(name: str) -> bool:
 
 
 def test_compose_has_the_production_services() -> None:
-    assert {"postgres", "redis", "web", "worker", "beat"} <= set(COMPOSE["services"])
+    assert {"postgres", "redis", "web", "inbound", "worker", "beat"} <= set(COMPOSE["services"])
 
 
 def test_compose_commands_are_the_ones_make_run_starts() -> None:
     services = COMPOSE["services"]
     assert services["web"]["command"] == web("0.0.0.0", 8000)
+    assert services["inbound"]["command"] == inbound("0.0.0.0", 8001)
     assert services["worker"]["command"] == WORKER
     assert services["beat"]["command"] == BEAT
 
 
 def test_every_compose_command_exists_in_the_project() -> None:
-    for name in ("web", "worker", "beat", "migrate"):
+    for name in ("web", "inbound", "worker", "beat", "migrate"):
         argv = COMPOSE["services"][name]["command"]
         assert _executable_exists(argv[0]), f"{name}: {argv[0]} is not installed"
-        if argv[0] == "daphne":
-            module, attribute = argv[-1].split(":")
+        if argv[0] in ("daphne", "uvicorn"):
+            application = argv[-1] if argv[0] == "daphne" else argv[1]
+            module, attribute = application.split(":")
             assert hasattr(importlib.import_module(module), attribute)
         elif argv[0] == "celery":
             app = importlib.import_module(argv[argv.index("-A") + 1]).celery_app
@@ -49,9 +51,9 @@ def test_every_compose_command_exists_in_the_project() -> None:
 
 def test_makefile_targets_run_the_same_commands() -> None:
     makefile = (ROOT / "Makefile").read_text()
-    for target in ("install", "run", "test", "lint", "bench", "web", "worker", "beat"):
+    for target in ("install", "run", "test", "lint", "bench", "web", "inbound", "worker", "beat"):
         assert re.search(rf"^{target}:", makefile, re.M), target
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "inbound", "worker", "beat"):
         assert f"-m config.processes {name}" in makefile
 
 
@@ -66,6 +68,6 @@ def test_env_example_lists_every_variable_the_settings_read() -> None:
 
 def test_long_running_services_come_back_when_they_stop() -> None:
     services = COMPOSE["services"]
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "inbound", "worker", "beat"):
         assert services[name].get("restart") in ("unless-stopped", "always", "on-failure"), name
     assert services["migrate"]["restart"] == "no"

@@ -251,6 +251,74 @@ def test_a_message_accepted_while_a_drain_runs_is_not_stranded(cast: Cast) -> No
     client.delete(queueing.drain_flag())
 
 
+@pytest.mark.django_db(transaction=True)
+def test_accepts_within_the_gather_window_share_one_drain_request(
+    cast: Cast, settings: Any
+) -> None:
+    """A web process asks Redis once for the accepts of a window, after the last of them
+    committed: one drain sent for a burst, and an accept after that check (the drain not yet
+    started) sends none, since that drain will see it."""
+    services.require_redis()
+    client = queueing._redis()
+    assert client is not None
+    client.delete(queueing.drain_flag())
+    _sent_drains()
+    settings.TIDINGS_INBOUND_DRAIN_GATHER_SECONDS = 600  # flushed below, never waited out
+    queueing._gatherer = None
+    try:
+        _queue(3, "burst")
+        gatherer = queueing._gatherer
+        assert gatherer is not None
+        assert _sent_drains() == 0 and gatherer.checks == 0  # still gathering
+        gatherer.flush()
+        assert _sent_drains() == 1 and gatherer.checks == 1
+        _queue(1, "after the check")
+        gatherer.flush()
+        assert _sent_drains() == 0 and gatherer.checks == 2  # the flag says a drain is queued
+        assert actions.drain_inbound_emails() == 4
+        assert set(InboundEmail.objects.values_list("status", flat=True)) == {Status.PROCESSED}
+    finally:
+        queueing._gatherer = None
+        client.delete(queueing.drain_flag())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_drain_that_takes_a_full_batch_asks_for_a_sibling(cast: Cast) -> None:
+    """A backlog of more than one batch is worked by several drains at once, not one."""
+    client = queueing._redis()
+    if client is not None:
+        client.delete(queueing.drain_flag())
+    _queue(5, "backlog")
+    _sent_drains()
+    assert actions.drain_inbound_emails(batch_size=2) == 5
+    # Asked at each full batch: debounced by the flag with Redis, sent each time without.
+    assert _sent_drains() == (1 if client is not None else 2)
+    if client is not None:
+        client.delete(queueing.drain_flag())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_gatherer_asks_for_the_drain_by_itself_after_its_window(
+    cast: Cast, settings: Any
+) -> None:
+    services.require_redis()
+    client = queueing._redis()
+    assert client is not None
+    client.delete(queueing.drain_flag())
+    _sent_drains()
+    settings.TIDINGS_INBOUND_DRAIN_GATHER_SECONDS = 0.05
+    queueing._gatherer = None
+    try:
+        _queue(2, "windowed")
+        gatherer = queueing._gatherer
+        assert gatherer is not None
+        assert gatherer.checked.wait(timeout=10), "the gathered check never ran"
+        assert gatherer.checks == 1 and _sent_drains() == 1
+    finally:
+        queueing._gatherer = None
+        client.delete(queueing.drain_flag())
+
+
 def test_text_that_looks_like_sql_or_placeholders_is_stored_as_sent(cast: Cast) -> None:
     """The batch's statements bind their values on the server: quotes, backslashes, braces,
     placeholders of either style and non-ASCII text reach the timeline unchanged."""

@@ -102,13 +102,13 @@ def start_server(
     services.require_postgres()
     started = request.node.stash.setdefault(_TEST_SERVERS, {})
 
-    def start(label: str, *, redis_url: str, **extra: str) -> WebServer:
+    def start(label: str, *, redis_url: str, tier: str = "web", **extra: str) -> WebServer:
         assert label not in started, f"two servers labelled {label!r}"
         var_dir = tmp_path / label / "var"
         var_dir.mkdir(parents=True)
         env = service_env(var_dir, redis_url, **extra)
         try:
-            server = servers.start_web(env, tmp_path / label, name=label)
+            server = servers.start_web(env, tmp_path / label, name=label, tier=tier)
         except servers.ServerDidNotStart as error:
             pytest.fail(str(error), pytrace=False)
         started[label] = server

@@ -1,7 +1,8 @@
-"""Inbound email through the real stack: daphne, a Celery worker, Redis and PostgreSQL.
+"""Inbound email through the real stack: both web tiers, a Celery worker, Redis and PostgreSQL.
 
 A burst of signed raw messages, some posted twice at the same moment, goes to
-`/integrations/email/inbound/raw/` of a daphne process; a real `celery worker` on a private Redis
+`/integrations/email/inbound/raw/` of the inbound tier (uvicorn, as in production: the balancer
+sends that route there) while the sockets are on daphne; a real `celery worker` on a private Redis
 processes them. Each message must end once on the right timeline (or in triage), and arrive live
 on a socket subscribed to the account. Waiting is polling of the status API with a deadline.
 """
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidHandshake
 
 from feed.models import Activity
 from integrations.models import InboundEmail, LoggingAddress
@@ -41,6 +44,7 @@ FINAL = {"processed", "unmatched", "duplicate", "rejected", "failed"}
 @dataclass
 class Stack:
     web: WebServer
+    inbound: WebServer
     worker: subprocess.Popen[bytes]
     worker_log: Path
 
@@ -56,6 +60,7 @@ def inbound_stack(
     }
     with servers.running_redis(tmp_path / "redis") as redis:
         web = start_server("web", redis_url=redis.url(), **extra)
+        inbound = start_server("inbound", redis_url=redis.url(), tier="inbound", **extra)
         var_dir = tmp_path / "worker" / "var"
         var_dir.mkdir(parents=True)
         env = service_env(var_dir, redis.url(), **extra)
@@ -71,7 +76,7 @@ def inbound_stack(
                 stderr=subprocess.STDOUT,
             )
         try:
-            yield Stack(web, worker, log)
+            yield Stack(web, inbound, worker, log)
         finally:
             servers.stop_process(worker)
 
@@ -154,7 +159,7 @@ async def test_a_burst_with_concurrent_duplicates_lands_once_each_and_live(
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             answers = await asyncio.to_thread(
-                lambda: list(pool.map(lambda r: _post(web, r), burst))
+                lambda: list(pool.map(lambda r: _post(inbound_stack.inbound, r), burst))
             )
         codes = [code for code, _ in answers]
         assert codes.count(202) == len(distinct) and codes.count(200) == len(distinct[::5]), answers
@@ -193,3 +198,11 @@ async def test_a_burst_with_concurrent_duplicates_lands_once_each_and_live(
     assert sorted(acme_subjects) == sorted(f"Acme #{n}" for n in range(12))
     assert sorted(west_subjects) == sorted(f"West #{n}" for n in range(4))
     assert stored == len(distinct)
+
+
+async def test_the_inbound_tier_serves_no_websockets(inbound_stack: Stack) -> None:
+    """WebSockets belong to daphne (`web`); a handshake that reaches the inbound tier by
+    mistake is refused instead of opening a socket there."""
+    with pytest.raises(InvalidHandshake):
+        async with connect(inbound_stack.inbound.ws_url, open_timeout=10):
+            pass
