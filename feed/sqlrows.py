@@ -15,7 +15,7 @@ import sys
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from django.db import connection as default_connection
@@ -162,102 +162,6 @@ class ActivityColumns:
             field.set_cached_value(activity, columns.load(row, start))
             start += columns.width
         return activity
-
-
-# --- Records: what the JSON of an activity reads, without model instances ---------------------
-#
-# A home-feed page through the API needs no model behaviour, only the fields that
-# `feed.serializers.activity_json` reads; building ~75 model instances a page (activity, author,
-# assignee) was a third of the page's Python time (docs/benchmarks-feed.md).
-
-
-@dataclass(slots=True)
-class PersonRecord:
-    """The person fields the JSON shows; `display_name` as `crm.models.User.display_name`."""
-
-    pk: int
-    username: str
-    display_name: str
-
-
-def _person(pk: int | None, username: str, first_name: str, last_name: str) -> PersonRecord | None:
-    if pk is None:
-        return None
-    # The same rule as User.display_name (AbstractUser.get_full_name, else the username).
-    full_name = f"{first_name} {last_name}".strip()
-    return PersonRecord(pk, username, full_name or username)
-
-
-@dataclass(slots=True)
-class ActivityRecord:
-    """An activity as a page's JSON shows it (`feed.serializers.activity_json` reads either this
-    or an `Activity`)."""
-
-    pk: int
-    kind: str
-    account_id: int
-    contact_id: int | None
-    opportunity_id: int | None
-    parent_id: int | None
-    author_id: int | None
-    subject: str
-    body: str
-    occurred_at: dt.datetime
-    created_at: dt.datetime
-    edited_at: dt.datetime | None
-    assignee_id: int | None
-    due_at: dt.datetime | None
-    done_at: dt.datetime | None
-    starts_at: dt.datetime | None
-    ends_at: dt.datetime | None
-    duration_seconds: int | None
-    outcome: str
-    status: str
-    priority: str
-    queue_id: int | None
-    details: Any
-    reaction_summary: Any
-    author: PersonRecord | None = None
-    assignee: PersonRecord | None = None
-    replies: list[ActivityRecord] | None = None  # a timeline's thread root: its live replies
-
-
-def _json(text: str) -> Any:
-    # Most rows have no details and no reactions: '{}' is common enough to skip the parser.
-    return {} if text == "{}" else json.loads(text)
-
-
-# The activity columns a record holds, in the order of its fields (its people are joined in).
-_RECORD_COLUMNS = tuple(
-    "id" if field.name == "pk" else field.name
-    for field in fields(ActivityRecord)
-    if field.name not in ("author", "assignee", "replies")
-)
-
-
-class ActivityRecordColumns:
-    """`ActivityColumns`' counterpart for records: the same aliases (`a`, `au`, `aa`) and joins,
-    only the columns the JSON reads, and no model instance built."""
-
-    joins = ActivityColumns.JOINS
-
-    def __init__(self) -> None:
-        people = ", ".join(
-            f'{alias}."{column}"'
-            for alias in ("au", "aa")
-            for column in ("id", "username", "first_name", "last_name")
-        )
-        self.select = ", ".join(f'a."{column}"' for column in _RECORD_COLUMNS) + ", " + people
-
-    def load(self, row: Sequence[Any]) -> ActivityRecord:
-        width = len(_RECORD_COLUMNS)
-        record = ActivityRecord(*row[:width])
-        # jsonb arrives as text (Django's psycopg setup), as JSONField.from_db_value expects.
-        record.details = _json(record.details)
-        record.reaction_summary = _json(record.reaction_summary)
-        record.author = _person(*row[width : width + 4])
-        record.assignee = _person(*row[width + 4 : width + 8])
-        return record
 
 
 # --- Prepared statements for the page queries ----------------------------------------------------
@@ -454,7 +358,7 @@ def _compact_json(text: str) -> tuple[str, Any]:
 
 
 class ActivityJSONColumns:
-    """`ActivityRecordColumns`' counterpart that PostgreSQL turns into JSON: the same aliases
+    """`ActivityColumns`' counterpart that PostgreSQL turns into JSON: the same aliases
     (`a`, `au`, `aa`) and joins. `select` holds two placeholders, `whitespace` and `now` (the
     time `is_overdue` is judged at), in that order: `params(now)` gives their values, to be put
     where the select list sits among the statement's parameters."""

@@ -2,9 +2,10 @@
 
 `tidings`: the real API views (`AccountActivitiesView`, `HomeFeedView`), called with a DRF request
 from `APIRequestFactory` authenticated by `force_authenticate`; the time is the view call plus
-`response.render()` (visibility check, the query functions of `feed.queries`, DRF serialization,
-JSON rendering). Middleware and authentication (loading the user from a session or token) are
-outside the timer for both sides. Page 51 is reached by following `next` cursors from page 1.
+rendering, as Django's handler renders (DRF's dispatch, the visibility check, the query functions
+of `feed.queries`, the JSON); the rows are counted from the body outside the timer. Middleware
+and authentication (loading the user from a session or token) are outside the timer for both
+sides. Page 51 is reached by following `next` cursors from page 1.
 
 `actstream`: django-activity-stream 2.0.0 with its default settings (`bench.feed.peer_settings`):
 `target_stream(account)` and `user_stream(user)` sliced by offset ([0:25], [1250:1275]) as its

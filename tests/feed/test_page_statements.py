@@ -39,7 +39,7 @@ STRATEGIES = pytest.mark.parametrize(
 
 
 def test_timeline_json_is_byte_for_byte_the_thread_serializers(cast: Cast) -> None:
-    """The API writes a timeline from records (feed.sqlrows.ActivityRecord on PostgreSQL); the
+    """The API writes a timeline as PostgreSQL writes it (feed.sqlrows.ActivityJSON); the
     body must be what ThreadSerializer makes of the models and their replies, every field."""
     now = timezone.now()
     post = post_activity(author=cast.owner, account=cast.account, body="Ünïcode \u2028 <b>")
