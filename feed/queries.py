@@ -9,6 +9,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
 
 from crm.models import Account, AccountTeamMember
 from crm.visibility import AccountNotFound, can_see_account, visible_accounts, visible_accounts_sql
@@ -17,13 +18,18 @@ from feed.home_sql import HomeWanted, home_page_statement
 from feed.models import Activity, Follow, ThreadSubscription
 from feed.sqlrows import (
     ActivityColumns,
-    ActivityRecord,
-    ActivityRecordColumns,
+    ActivityJSON,
+    ActivityJSONColumns,
     prepared_cursor,
     set_prefetched,
 )
 
 PAGE_SIZE = 25
+
+# The select lists of the API's pages (fixed text: made once). The timeline's statement takes
+# positional parameters, the home page's named ones.
+_TIMELINE_JSON = ActivityJSONColumns()
+_HOME_JSON = ActivityJSONColumns(whitespace="%(whitespace)s", now="%(now)s")
 
 
 @dataclass
@@ -99,13 +105,11 @@ def get_visible_account_timeline_records(
     size: int = PAGE_SIZE,
 ) -> RecordPage:
     """`get_visible_account_timeline` as the API's JSON needs it: on PostgreSQL each thread is an
-    `ActivityRecord` with its `replies` (records too; no model instance), elsewhere an `Activity`
-    with its replies prefetched. The same one query and the same errors."""
+    `ActivityJSON` (its JSON text, written by PostgreSQL) with its `replies` (the same), elsewhere
+    an `Activity` with its replies prefetched. The same one query and the same errors."""
     filters = _RootFilters(before=before, kind=kind, author=author, q=q, size=size)
-    columns: ActivityColumns | ActivityRecordColumns = (
-        ActivityRecordColumns()
-        if connection.vendor == "postgresql"
-        else ActivityColumns(connection)
+    columns: ActivityColumns | ActivityJSONColumns = (
+        _TIMELINE_JSON if connection.vendor == "postgresql" else ActivityColumns(connection)
     )
     page = _visible_timeline(user, account_id, filters, columns)
     return RecordPage(results=page.results, next=page.next)
@@ -115,7 +119,7 @@ def _visible_timeline(
     user: Any,
     account_id: int | str,
     filters: _RootFilters,
-    columns: ActivityColumns | ActivityRecordColumns,
+    columns: ActivityColumns | ActivityJSONColumns,
 ) -> Page:
     try:
         pk = int(account_id)
@@ -145,9 +149,9 @@ def _timeline(
     account_id: int,
     visible: tuple[str, tuple[Any, ...]] | None,
     filters: _RootFilters,
-    columns: ActivityColumns | ActivityRecordColumns,
+    columns: ActivityColumns | ActivityJSONColumns,
 ) -> Page:
-    """The page of rows `columns` loads (Activity, or ActivityRecord with its `replies`); with
+    """The page of rows `columns` loads (Activity, or ActivityJSON with its `replies`); with
     `visible` (the SQL of the accounts the user may see), AccountNotFound unless the account is
     among them."""
     roots_sql, roots_params = _roots(account_id, filters)
@@ -158,6 +162,8 @@ def _timeline(
         f" ON a.id = page.id OR (a.parent_id = page.id AND a.deleted_at IS NULL) {columns.joins}"
     )
     params = list(roots_params)
+    if isinstance(columns, ActivityJSONColumns):
+        params += columns.params(timezone.now())  # the select list's, after the roots'
     if visible is None:
         sql = f"WITH page AS ({roots_sql}) SELECT {columns.select} FROM {rows}"  # noqa: S608
     else:
@@ -179,7 +185,7 @@ def _timeline(
     for reply in sorted((a for a in activities if a.parent_id is not None), key=_position):
         replies[reply.parent_id].append(reply)
     for thread in threads:
-        if isinstance(thread, ActivityRecord):
+        if isinstance(thread, ActivityJSON):
             thread.replies = replies[thread.pk]
         else:
             set_prefetched(thread, "replies", Activity, replies[thread.pk])
@@ -230,8 +236,10 @@ def _roots(account_id: int, filters: _RootFilters) -> tuple[str, list[Any]]:
     return sql, params
 
 
-def _position(activity: Activity | ActivityRecord) -> tuple[Any, int]:
+def _position(activity: Activity | ActivityJSON) -> tuple[Any, int]:
     """Where a row sits in a timeline: the order of the keyset cursors."""
+    if isinstance(activity, ActivityJSON):
+        return (activity.occurred_us, activity.pk)
     return (activity.occurred_at, activity.pk)
 
 
@@ -342,21 +350,21 @@ def home_feed(
 
 @dataclass
 class RecordPage:
-    results: list[ActivityRecord] | list[Activity]
+    results: list[ActivityJSON] | list[Activity]
     next: str | None
 
 
 def home_feed_records(user: Any, *, before: str | None = None, size: int = PAGE_SIZE) -> RecordPage:
-    """`home_feed` as the API's JSON needs it: on PostgreSQL each row is an `ActivityRecord`
-    (its fields, author and assignee; no model instance, no account or parent), elsewhere an
-    `Activity`. The same two queries; raises ValidationError for a bad cursor."""
+    """`home_feed` as the API's JSON needs it: on PostgreSQL each row is an `ActivityJSON` (its
+    JSON text, author and assignee included, written by PostgreSQL; no account or parent),
+    elsewhere an `Activity`. The same two queries; raises ValidationError for a bad cursor."""
     if connection.vendor != "postgresql":
         page = home_feed(user, before=before, size=size, with_account_and_parent=False)
         return RecordPage(results=page.results, next=page.next)
     sources = _home_sources(user)
     if sources.is_empty:
         return RecordPage(results=[], next=None)
-    found = _home_page_postgresql(sources, before, size, ActivityRecordColumns())
+    found = _home_page_postgresql(sources, before, size, _HOME_JSON)
     return RecordPage(results=found.results, next=found.next)
 
 
@@ -384,11 +392,14 @@ def _home_page_postgresql(
     sources: HomeWanted,
     before: str | None,
     size: int,
-    columns: ActivityColumns | ActivityRecordColumns,
+    columns: ActivityColumns | ActivityJSONColumns,
 ) -> Any:
-    """The page of rows `columns` loads (Activity or ActivityRecord), as a Page."""
+    """The page of rows `columns` loads (Activity or ActivityJSON), as a Page."""
     at, pk = decode_cursor(before) if before else (None, None)
     statement = home_page_statement(sources, at=at, pk=pk, n=size + 1)
+    if isinstance(columns, ActivityJSONColumns):
+        whitespace, _, now = columns.params(timezone.now())
+        statement.params.update(whitespace=whitespace, now=now)
     sql = (
         f"WITH page AS ({statement.sql}) SELECT {columns.select} FROM page "  # noqa: S608 -- fixed text; values are parameters
         f"JOIN feed_activity a ON a.id = page.id {columns.joins}"

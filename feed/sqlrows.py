@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from django.db import connection as default_connection
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.backends.utils import CursorDebugWrapper
 from django.db.models import Model, QuerySet
 
 from crm.models import Account, User
@@ -164,102 +164,6 @@ class ActivityColumns:
         return activity
 
 
-# --- Records: what the JSON of an activity reads, without model instances ---------------------
-#
-# A home-feed page through the API needs no model behaviour, only the fields that
-# `feed.serializers.activity_json` reads; building ~75 model instances a page (activity, author,
-# assignee) was a third of the page's Python time (docs/benchmarks-feed.md).
-
-
-@dataclass(slots=True)
-class PersonRecord:
-    """The person fields the JSON shows; `display_name` as `crm.models.User.display_name`."""
-
-    pk: int
-    username: str
-    display_name: str
-
-
-def _person(pk: int | None, username: str, first_name: str, last_name: str) -> PersonRecord | None:
-    if pk is None:
-        return None
-    # The same rule as User.display_name (AbstractUser.get_full_name, else the username).
-    full_name = f"{first_name} {last_name}".strip()
-    return PersonRecord(pk, username, full_name or username)
-
-
-@dataclass(slots=True)
-class ActivityRecord:
-    """An activity as a page's JSON shows it (`feed.serializers.activity_json` reads either this
-    or an `Activity`)."""
-
-    pk: int
-    kind: str
-    account_id: int
-    contact_id: int | None
-    opportunity_id: int | None
-    parent_id: int | None
-    author_id: int | None
-    subject: str
-    body: str
-    occurred_at: dt.datetime
-    created_at: dt.datetime
-    edited_at: dt.datetime | None
-    assignee_id: int | None
-    due_at: dt.datetime | None
-    done_at: dt.datetime | None
-    starts_at: dt.datetime | None
-    ends_at: dt.datetime | None
-    duration_seconds: int | None
-    outcome: str
-    status: str
-    priority: str
-    queue_id: int | None
-    details: Any
-    reaction_summary: Any
-    author: PersonRecord | None = None
-    assignee: PersonRecord | None = None
-    replies: list[ActivityRecord] | None = None  # a timeline's thread root: its live replies
-
-
-def _json(text: str) -> Any:
-    # Most rows have no details and no reactions: '{}' is common enough to skip the parser.
-    return {} if text == "{}" else json.loads(text)
-
-
-# The activity columns a record holds, in the order of its fields (its people are joined in).
-_RECORD_COLUMNS = tuple(
-    "id" if field.name == "pk" else field.name
-    for field in fields(ActivityRecord)
-    if field.name not in ("author", "assignee", "replies")
-)
-
-
-class ActivityRecordColumns:
-    """`ActivityColumns`' counterpart for records: the same aliases (`a`, `au`, `aa`) and joins,
-    only the columns the JSON reads, and no model instance built."""
-
-    joins = ActivityColumns.JOINS
-
-    def __init__(self) -> None:
-        people = ", ".join(
-            f'{alias}."{column}"'
-            for alias in ("au", "aa")
-            for column in ("id", "username", "first_name", "last_name")
-        )
-        self.select = ", ".join(f'a."{column}"' for column in _RECORD_COLUMNS) + ", " + people
-
-    def load(self, row: Sequence[Any]) -> ActivityRecord:
-        width = len(_RECORD_COLUMNS)
-        record = ActivityRecord(*row[:width])
-        # jsonb arrives as text (Django's psycopg setup), as JSONField.from_db_value expects.
-        record.details = _json(record.details)
-        record.reaction_summary = _json(record.reaction_summary)
-        record.author = _person(*row[width : width + 4])
-        record.assignee = _person(*row[width + 4 : width + 8])
-        return record
-
-
 # --- Prepared statements for the page queries ----------------------------------------------------
 #
 # Django sends every query as text with its values inlined (client-side binding) and never
@@ -323,11 +227,6 @@ def _new_prepared_cursor(cursor_class: type[Any]) -> Any:
     raw = default_connection.connection
     if raw.prepare_threshold is None:
         raw.prepare_threshold = _ONLY_WHEN_ASKED
-    # In autocommit only: a SET inside a transaction would be undone by its rollback. Set up as
-    # Django sets up the connection's time zone: not a query of the page, so not logged.
-    if raw not in _GENERIC_PLANS and raw.autocommit:
-        raw.execute("SET plan_cache_mode = force_generic_plan")
-        _GENERIC_PLANS.add(raw)
     cursor = cursor_class(raw)
     tzloader = raw.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)
     if default_connection.timezone != tzloader.timezone:
@@ -335,7 +234,20 @@ def _new_prepared_cursor(cursor_class: type[Any]) -> Any:
     return cursor
 
 
+def _use_generic_plans(raw: Any) -> None:
+    # In autocommit only: a SET inside a transaction would be undone by its rollback. Set up as
+    # Django sets up the connection's time zone: not a query of the page, so not logged.
+    if raw not in _GENERIC_PLANS and raw.autocommit:
+        raw.execute("SET plan_cache_mode = force_generic_plan")
+        _GENERIC_PLANS.add(raw)
+
+
 _PREPARED = _prepared_classes()
+
+# The prepared cursor of each connection, kept between pages: making Django's cursor and then
+# this one (two psycopg cursors, each with its adapter map) was ~8 % of a timeline page's call.
+# A cursor is taken out while in use, so a nested `prepared_cursor` makes one of its own.
+_KEPT_CURSORS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 @contextmanager
@@ -344,14 +256,184 @@ def prepared_cursor() -> Iterator[Any]:
     connection; an ordinary cursor elsewhere. Django's wrapper stays around it, so query logging,
     `CaptureQueriesContext`, execute wrappers and error translation see these queries as any other.
     Values must be parameters (`%s` / `%(name)s`): the text is the prepared statement's key."""
-    wrapper = default_connection.cursor()
-    if _PREPARED is not None and default_connection.vendor == "postgresql":
-        cursor_class, debug_wrapper = _PREPARED
-        wrapper.cursor.close()
-        cursor = _new_prepared_cursor(cursor_class)
-        if isinstance(wrapper, CursorDebugWrapper):
-            wrapper = debug_wrapper(cursor, default_connection)
-        else:
-            wrapper.cursor = cursor
-    with wrapper:
+    if _PREPARED is None or default_connection.vendor != "postgresql":
+        with default_connection.cursor() as wrapper:
+            yield wrapper
+        return
+    cursor_class, debug_wrapper = _PREPARED
+    # What `connection.cursor()` does before it makes a cursor (base.BaseDatabaseWrapper._cursor).
+    default_connection.close_if_health_check_failed()
+    default_connection.ensure_connection()
+    default_connection.validate_thread_sharing()
+    raw = default_connection.connection
+    _use_generic_plans(raw)
+    cursor = _KEPT_CURSORS.pop(raw, None)
+    if cursor is None or cursor.closed:
+        with default_connection.wrap_database_errors:
+            cursor = _new_prepared_cursor(cursor_class)
+    if default_connection.queries_logged:
+        wrapper = debug_wrapper(cursor, default_connection)
+    else:
+        wrapper = default_connection.make_cursor(cursor)
+    try:
         yield wrapper
+    finally:
+        if not cursor.closed and not raw.closed:
+            _KEPT_CURSORS[raw] = cursor
+
+
+# --- Page JSON written by PostgreSQL ------------------------------------------------------------
+#
+# On the API's timeline and home pages, turning rows into Python values (psycopg parsing ~60
+# datetimes a page), dicts (`activity_json`) and then JSON (DRF's renderer) was about two thirds
+# of the measured call for a 25-thread page (docs/benchmarks-feed.md). Here PostgreSQL writes each
+# activity's JSON text, byte for byte what `feed.serializers.activity_json` and DRF's JSONRenderer
+# make of it (compact separators, UTF-8, ISO 8601 with "Z"); Python only joins the texts. The
+# jsonb fields (details, reactions) are re-encoded in Python when not empty, because PostgreSQL
+# prints jsonb with spaces after its separators; almost every row has `{}` there.
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+# What str.strip() strips (User.get_full_name): btrim() is given the same characters.
+PYTHON_WHITESPACE = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+
+
+def _sql_string(column: str) -> str:
+    return f"coalesce(to_json({column})::text, 'null')"
+
+
+def _sql_number(column: str) -> str:
+    return f"coalesce({column}::text, 'null')"
+
+
+def _sql_when(column: str) -> str:
+    """`feed.serializers._when` in SQL: isoformat() of the UTC time, microseconds only when not
+    zero, "Z" for UTC (the only '.' of the text is the one before the microseconds)."""
+    iso = """'YYYY-MM-DD"T"HH24:MI:SS.US'"""
+    text = f"replace(to_char({column} AT TIME ZONE 'UTC', {iso}), '.000000', '')"
+    return f"""coalesce('"' || {text} || 'Z"', 'null')"""
+
+
+def _sql_bool(condition: str) -> str:
+    return f"CASE WHEN {condition} THEN 'true' ELSE 'false' END"
+
+
+def _sql_person(alias: str, key: str, whitespace: str) -> str:
+    """`feed.serializers._person` of the user joined as `alias` when `a.<key>` is set."""
+    full_name = f"btrim({alias}.first_name || ' ' || {alias}.last_name, {whitespace})"
+    display = f"coalesce(nullif({full_name}, ''), {alias}.username)"
+    text = (
+        f"""'{{"id":' || {alias}.id || ',"username":' || to_json({alias}.username)::text"""
+        f""" || ',"display_name":' || to_json({display})::text || '}}'"""
+    )
+    return f"CASE WHEN a.{key} IS NULL THEN 'null' ELSE {text} END"
+
+
+@dataclass(slots=True)
+class ActivityJSON:
+    """One activity of a page as its JSON text, with what the page needs to order and cut it."""
+
+    pk: int
+    parent_id: int | None
+    # Microseconds since the epoch: psycopg's (and Django's) loading of a timestamptz cost ~12 %
+    # of a timeline page's call, for values used only to order the rows and write the cursor.
+    occurred_us: int
+    text: str
+    replies: list[ActivityJSON] | None = None  # a timeline's thread root: its live replies
+
+    @property
+    def occurred_at(self) -> dt.datetime:
+        return _EPOCH + dt.timedelta(microseconds=self.occurred_us)
+
+    def thread_text(self) -> str:
+        """The JSON of a timeline's thread: the activity with `"replies": [...]` last."""
+        replies = ",".join(reply.text for reply in self.replies or ())
+        return f'{self.text[:-1]},"replies":[{replies}]}}'
+
+
+def _compact_json(text: str) -> tuple[str, Any]:
+    """jsonb text as DRF's JSONRenderer writes the value (and the value)."""
+    value = json.loads(text)
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")), value
+
+
+class ActivityJSONColumns:
+    """`ActivityColumns`' counterpart that PostgreSQL turns into JSON: the same aliases
+    (`a`, `au`, `aa`) and joins. `select` holds two placeholders, `whitespace` and `now` (the
+    time `is_overdue` is judged at), in that order: `params(now)` gives their values, to be put
+    where the select list sits among the statement's parameters."""
+
+    joins = ActivityColumns.JOINS
+
+    def __init__(self, *, whitespace: str = "%s", now: str = "%s") -> None:
+        task, request, resolved = Activity.Kind.TASK, Activity.Kind.REQUEST, "resolved"
+        overdue = (
+            f"a.due_at IS NOT NULL AND a.done_at IS NULL"
+            f" AND NOT (a.kind = '{request}' AND a.status = '{resolved}') AND a.due_at < {now}"
+        )
+        fields = [
+            ("id", "a.id::text"),
+            ("kind", _sql_string("a.kind")),
+            ("account", _sql_number("a.account_id")),
+            ("contact", _sql_number("a.contact_id")),
+            ("opportunity", _sql_number("a.opportunity_id")),
+            ("parent", _sql_number("a.parent_id")),
+            ("author", _sql_person("au", "author_id", whitespace)),
+            ("subject", _sql_string("a.subject")),
+            ("body", _sql_string("a.body")),
+            ("occurred_at", _sql_when("a.occurred_at")),
+            ("created_at", _sql_when("a.created_at")),
+            ("is_edited", _sql_bool("a.edited_at IS NOT NULL")),
+            ("assignee", _sql_person("aa", "assignee_id", whitespace)),
+            ("due_at", _sql_when("a.due_at")),
+            (
+                "is_done",
+                f"CASE WHEN a.kind = '{task}' THEN {_sql_bool('a.done_at IS NOT NULL')}"
+                " ELSE 'null' END",
+            ),
+            ("is_overdue", _sql_bool(overdue)),
+            ("starts_at", _sql_when("a.starts_at")),
+            ("ends_at", _sql_when("a.ends_at")),
+            ("duration_seconds", _sql_number("a.duration_seconds")),
+            ("outcome", _sql_string("a.outcome")),
+            ("status", _sql_string("a.status")),
+            ("priority", _sql_string("a.priority")),
+            ("queue", _sql_number("a.queue_id")),
+        ]
+        head = " || ".join(
+            f"""'{"{" if i == 0 else ","}"{name}":' || {sql}"""
+            for i, (name, sql) in enumerate(fields)
+        )
+        self.select = (
+            "a.id, a.parent_id, (extract(epoch FROM a.occurred_at) * 1000000)::bigint, a.kind,"
+            f" {head} || ',\"details\":', a.details::text, a.reaction_summary::text"
+        )
+        self.positional = whitespace == "%s"
+
+    @staticmethod
+    def params(now: dt.datetime) -> list[Any]:
+        """The select list's values, in their order (the whitespace twice, then the time)."""
+        return [PYTHON_WHITESPACE, PYTHON_WHITESPACE, now]
+
+    def load(self, row: Sequence[Any]) -> ActivityJSON:
+        pk, parent_id, occurred_us, kind, head, details, reactions = row
+        internal = False
+        if details != "{}":
+            details, value = _compact_json(details)
+            # activity_json's "internal": a comment that is an internal note on a request.
+            internal = kind == Activity.Kind.COMMENT and bool(value.get("internal"))
+        if reactions != "{}":
+            reactions = _compact_json(reactions)[0]
+        tail = "true}" if internal else "false}"
+        text = f'{head}{details},"reactions":{reactions},"internal":{tail}'
+        return ActivityJSON(pk, parent_id, occurred_us, text)
+
+
+def page_body(texts: Iterable[str], next_cursor: str | None) -> bytes:
+    """`{"results": [...], "next": ...}` as DRF's JSONRenderer writes it (it escapes U+2028 and
+    U+2029, which PostgreSQL leaves as they are)."""
+    cursor = "null" if next_cursor is None else json.dumps(next_cursor)
+    body = f'{{"results":[{",".join(texts)}],"next":{cursor}}}'
+    if "\u2028" in body or "\u2029" in body:
+        body = body.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return body.encode()

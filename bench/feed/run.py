@@ -229,16 +229,17 @@ def main() -> None:
                 "- Tidings: the real API views `AccountActivitiesView` (timeline of account 1,"
                 " the hottest, as a rep of its team) and `HomeFeedView`, called in-process with"
                 " a DRF `APIRequestFactory` request and `force_authenticate`; the timer covers the"
-                " view call and `response.render()` (visibility, `feed.queries`, DRF"
-                " serialization, JSON). Middleware and loading the user from a session or token"
-                " are outside the timer. Page 51 is reached by following `next` cursors."
+                " view call and rendering (DRF's dispatch, visibility, `feed.queries`, the JSON,"
+                " which PostgreSQL writes for these pages); reading the body is outside the timer,"
+                " as are middleware and loading the user from a session or token."
+                " Page 51 is reached by following `next` cursors."
                 " Tidings prepares its page statements on the connection the first time each"
                 " shape runs (in the request whose queries are counted, before the warm-up), as"
                 " a long-lived pooled connection has them.",
                 "- django-activity-stream: `target_stream(account)` and `user_stream(user)`,"
                 " offset-sliced `[0:25]` and `[1250:1275]` (it has no cursors), evaluated with its"
-                " default generic-relation prefetching and turned into dicts and JSON (lighter"
-                " than Tidings' DRF serialization: this favours the peer).",
+                " default generic-relation prefetching and turned into dicts and JSON (fewer"
+                " fields than Tidings' pages: this favours the peer).",
                 f"- Up to {args.requests} requests a page after 3 warm-up requests, at most"
                 f" {args.budget:.0f} s a page (at least 10 requests; `n` in the table)."
                 " Queries: counted with `CaptureQueriesContext` on one request.",

@@ -116,7 +116,7 @@ def test_home_feed_page_runs_a_fixed_number_of_queries(cast: Cast) -> None:
 
 
 def test_home_feed_json_is_byte_for_byte_the_activity_serializers(cast: Cast) -> None:
-    """The API writes home-feed rows straight from its SQL (feed.sqlrows.ActivityRecord on
+    """The API writes home-feed rows straight from its SQL (feed.sqlrows.ActivityJSONColumns on
     PostgreSQL); the body must be what ActivitySerializer makes of the models, every field."""
     import datetime as dt
 

@@ -39,7 +39,7 @@ STRATEGIES = pytest.mark.parametrize(
 
 
 def test_timeline_json_is_byte_for_byte_the_thread_serializers(cast: Cast) -> None:
-    """The API writes a timeline from records (feed.sqlrows.ActivityRecord on PostgreSQL); the
+    """The API writes a timeline as PostgreSQL writes it (feed.sqlrows.ActivityJSON); the
     body must be what ThreadSerializer makes of the models and their replies, every field."""
     now = timezone.now()
     post = post_activity(author=cast.owner, account=cast.account, body="Ünïcode \u2028 <b>")
@@ -173,3 +173,56 @@ def test_generic_plans_stay_set_for_the_connection_across_rollbacks() -> None:
         assert mode() == "force_generic_plan"
         transaction.set_rollback(True)
     assert mode() == "force_generic_plan"
+
+
+def test_page_json_written_by_the_database_matches_the_serializers_on_edge_cases(
+    cast: Cast,
+) -> None:
+    """PostgreSQL writes each row's JSON (feed.sqlrows.ActivityJSONColumns): names stripped as
+    str.strip() strips (Unicode spaces included), times with and without microseconds, internal
+    notes, nested JSON and the line and paragraph separators escaped as DRF escapes them."""
+    from feed.actions import raise_request
+    from feed.models import Activity
+    from feed.serializers import ActivitySerializer
+
+    cast.owner.first_name, cast.owner.last_name = "\u3000Ada\u2003", "\t"
+    cast.owner.save(update_fields=["first_name", "last_name"])
+    cast.teammate.first_name, cast.teammate.last_name = "", "\u00a0"
+    cast.teammate.save(update_fields=["first_name", "last_name"])
+    request = raise_request(actor=cast.owner, account=cast.account, subject="a\u2029b\x01\x7f")
+    add_comment(actor=cast.teammate, parent=request, body='note\n"x"\\', is_internal=True)
+    whole = post_activity(author=cast.teammate, account=cast.account, body="whole second")
+    Activity.objects.filter(pk=whole.pk).update(
+        occurred_at=timezone.now().replace(microsecond=0) + dt.timedelta(seconds=1),
+        details={"b": [1, 2.5, {"é": None}], "a": "ü"},
+    )
+    follow_account(user=cast.teammate, account=cast.account)
+
+    timeline = client_for(cast.owner).get(f"/api/v1/accounts/{cast.account.pk}/activities/")
+    threads = account_timeline(cast.owner, cast.account).results
+    expected = {"results": ThreadSerializer(threads, many=True).data, "next": None}
+    assert timeline.content == JSONRenderer().render(expected)
+    assert "Ada" in {t["author"]["display_name"] for t in timeline.json()["results"]}
+    assert timeline.json()["results"][1]["replies"][0]["internal"] is True
+
+    feed = client_for(cast.teammate).get("/api/v1/feed/")
+    ids = [row["id"] for row in feed.json()["results"]]
+    models = Activity.objects.select_related("author", "assignee").in_bulk(ids)
+    rows = [ActivitySerializer(models[pk]).data for pk in ids]
+    assert feed.content == JSONRenderer().render({"results": rows, "next": None})
+    assert "." not in feed.json()["results"][0]["occurred_at"]  # microsecond 0: none written
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements: PostgreSQL")
+def test_a_prepared_cursor_in_use_is_not_shared_by_a_nested_one(cast: Cast) -> None:
+    """The connection's prepared cursor is kept between pages, and taken while in use."""
+    from feed.sqlrows import prepared_cursor
+
+    with prepared_cursor() as outer:
+        outer.execute("SELECT generate_series(1, %s)", [3])
+        with prepared_cursor() as inner:
+            inner.execute("SELECT %s::text", ["inner"])
+            assert inner.fetchall() == [("inner",)]
+        assert outer.fetchall() == [(1,), (2,), (3,)]
+    with prepared_cursor() as again:
+        assert again.cursor is outer.cursor  # kept for the next page
