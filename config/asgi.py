@@ -39,14 +39,9 @@ django_asgi_app = OneHopASGIHandler()
 
 import gc  # noqa: E402
 
-from django.conf import settings  # noqa: E402
-
-# Web processes only (workers keep Python's default): see TIDINGS_WEB_GC_GEN0_THRESHOLD.
-_, _gen1, _gen2 = gc.get_threshold()
-gc.set_threshold(settings.TIDINGS_WEB_GC_GEN0_THRESHOLD, _gen1, _gen2)
-
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 - needs apps loaded
-from django.urls import path  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.urls import get_resolver, path  # noqa: E402
 
 from integrations.email.asgi import RawInboundApp  # noqa: E402
 from realtime.auth import RealtimeAuthStack  # noqa: E402
@@ -59,3 +54,30 @@ application = ProtocolTypeRouter(
         "websocket": RealtimeAuthStack(URLRouter([path("ws/", StreamConsumer.as_asgi())])),
     }
 )
+
+
+def _settle_garbage_collector() -> None:
+    """Web processes only (workers keep Python's defaults): TIDINGS_WEB_GC_* in the settings.
+
+    A full collection walks every object the process tracks. Under 1,000 sockets that was
+    about 330,000 objects and a pause of 230-330 ms in every delivery, every 4-5 s of posting
+    (docs/benchmarks.md). About 140,000 of them are the code itself: modules, classes and
+    functions loaded once and never freed. Frozen (`gc.freeze`), collections no longer walk
+    them; the views are loaded first (Django imports them on the first request) so that they
+    are among them, and a collection first leaves no garbage to be frozen with them.
+    The middle generation's threshold is raised (10 -> 100 young collections) so that what a
+    fan-out holds for a moment (a task per delivery, Twisted's pending writes) dies there
+    instead of being promoted to the old generation, whose growth is what starts a full
+    collection.
+    """
+    get_resolver().url_patterns  # noqa: B018 - imports every view module
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(
+        settings.TIDINGS_WEB_GC_GEN0_THRESHOLD,
+        settings.TIDINGS_WEB_GC_GEN1_THRESHOLD,
+        gc.get_threshold()[2],
+    )
+
+
+_settle_garbage_collector()

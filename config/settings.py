@@ -194,14 +194,20 @@ TIDINGS_TICKET_TTL_SECONDS = env_int("TIDINGS_TICKET_TTL_SECONDS", 60, minimum=5
 TIDINGS_CATCHUP_LIMIT = env_int("TIDINGS_CATCHUP_LIMIT", 1000, minimum=10, maximum=100_000)
 # Days the outbox keeps events; a cursor older than that gets "resync" (pages reload).
 TIDINGS_EVENT_RETENTION_DAYS = env_int("TIDINGS_EVENT_RETENTION_DAYS", 30, minimum=1, maximum=3650)
-# The web process's generation-0 garbage-collection threshold; the default is Python's own (700).
-# A daphne process holding 1,000 sockets pauses every delivery 210-270 ms for each full collection,
-# and at 700 one comes every 20-40 posts: the last of 1,000 followers' p99 was 287-292 ms, at 5,000
-# 151-162 ms (docs/benchmarks.md). 5,000 is not the default because young garbage then held about
-# 6 MB more while slow clients stalled, which made tests/service/test_slow_client.py's memory bound
-# fail now and then (at 50,000, 12 MB). Raise it where the memory is there to spend.
+# The web process's garbage collector (config/asgi.py freezes what is loaded at start-up). The
+# young generation's threshold is Python's own (700). A daphne process holding 1,000 sockets
+# paused every delivery 210-270 ms for each full collection, and at 700 one came every 20-40
+# posts: the last of 1,000 followers' p99 was 287-292 ms. 5,000 made full collections rarer
+# (151-162 ms) but young garbage then held about 6 MB more while slow clients stalled, which made
+# tests/service/test_slow_client.py's memory bound fail now and then (at 50,000, 12 MB).
 TIDINGS_WEB_GC_GEN0_THRESHOLD = env_int(
     "TIDINGS_WEB_GC_GEN0_THRESHOLD", 700, minimum=100, maximum=10_000_000
+)
+# Young collections between two of the middle generation (Python's default: 10). At 100, what a
+# fan-out to 1,000 sockets holds for a moment dies there instead of being promoted, and full
+# collections come about once a minute of posting instead of every 4-5 s (docs/benchmarks.md).
+TIDINGS_WEB_GC_GEN1_THRESHOLD = env_int(
+    "TIDINGS_WEB_GC_GEN1_THRESHOLD", 100, minimum=1, maximum=100_000
 )
 # Bytes the server may hold for a WebSocket client that stopped reading before it is dropped
 # (close 4008; it resumes from its cursor). See realtime/consumers.py.
