@@ -116,15 +116,32 @@ def _sources_and_skips(
     return kind.sources(user, arg), kind.skips(user, arg)
 
 
-def _access_and_sources(
-    kind: streams.StreamKind, user: Any, arg: int | None
-) -> tuple[frozenset[str], frozenset[str]] | None:
-    """What a new subscription reads before it listens, in one trip (None: it may not see the
-    stream). A trip to the worker pool, with its pooled connection's health check, was a quarter
-    of what each of the benchmark's 1,000 connections cost the server (docs/benchmarks.md)."""
+@dataclass(frozen=True)
+class SubscriptionReads:
+    """What a new subscription reads before it listens, in one trip to the worker pool."""
+
+    sources: frozenset[str]
+    skips: frozenset[str]
+    # The outbox's newest id, read before `head`: every event the hub has dispatched with an id
+    # above it may have been committed after `head` was read (see StreamConsumer.op_subscribe).
+    newest: int
+    # The newest cursor of `sources` (0 when not asked for).
+    head: int
+
+
+def _subscription_reads(
+    kind: streams.StreamKind, user: Any, arg: int | None, *, with_head: bool
+) -> SubscriptionReads | None:
+    """Access, sources, the outbox's newest id and the stream's head, in one trip (None: the
+    user may not see the stream). Each trip to the worker pool, with its pooled connection's
+    health check, was a quarter of what each of the benchmark's 1,000 connections cost the
+    server (docs/benchmarks.md); a subscription made three."""
     if not kind.can_see(user, arg):
         return None
-    return _sources_and_skips(kind, user, arg)
+    sources = kind.sources(user, arg)
+    newest = outbox.newest_event_id()  # before the head: the order op_subscribe relies on
+    head = outbox.streams_head(set(sources)) if with_head else 0
+    return SubscriptionReads(sources, kind.skips(user, arg), newest, head)
 
 
 def _replay(
@@ -420,21 +437,30 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.send_error("bad_request", detail)
             return
         kind, arg = resolved
-        read = await db(_access_and_sources)(kind, self.scope["user"], arg)
+        user = self.scope["user"]
+        read = await db(_subscription_reads)(kind, user, arg, with_head=since is None)
         if read is None:
             await self.send_error("not_found", "No such stream.", stream=name)
             return
+        assert self.hub is not None  # noqa: S101 - set in connect() before any message is read
         self._forget(name)
         sub = Subscription(name, kind, arg)
         sub.has_presence = kind.has_presence and content.get("presence") is True
         self.subscriptions[name] = sub
-        # Listen before reading the outbox: an event committed in between is then both in the
-        # catch-up and in the queue, and the cursor drops the second copy.
-        self._use_sources(sub, *read)
+        # From here on every event the hub dispatches reaches this subscription (behind the lock,
+        # in order). The hub dispatches in id order, and ids are assigned in commit order, so an
+        # event it dispatched before this line has an id at most its watermark. If that is at
+        # most the newest id read above, every such event was committed before `head` and
+        # `since` were judged, and nothing passed by unseen; otherwise the outbox is asked for
+        # what came after the cursor (the copies also queued here are dropped by the cursor).
+        self._use_sources(sub, read.sources, read.skips)
+        may_have_passed = self.hub.watermark > read.newest
         if since is None:
-            sub.last = await db(outbox.streams_head)(set(sub.sources))
+            sub.last = read.head
             await self.send_json({"type": "subscribed", "stream": name, "cursor": str(sub.last)})
-        elif since > await db(outbox.newest_event_id)():
+            if may_have_passed:
+                await self._catch_up(sub)
+        elif since > read.newest:
             await self._resync(sub)  # a cursor this server never handed out
             return
         else:
