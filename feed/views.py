@@ -7,6 +7,7 @@ errors come back as messages on the page, never as a 500.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from django.contrib import messages
@@ -188,7 +189,7 @@ def _form_data(form: Any) -> tuple[str, dict[str, Any]]:
             "contacts": [int(raw) for raw in contacts],
             "decisions": [d for d in form.get("decisions", "").splitlines() if d.strip()],
             "action_items": [
-                {"subject": line}
+                _action_item(line)
                 for line in form.get("action_items", "").splitlines()
                 if line.strip()
             ],
@@ -204,6 +205,19 @@ def _form_data(form: Any) -> tuple[str, dict[str, Any]]:
             "queue": int(queue) if queue else None,
         }
     raise ValidationError("Choose what to write: a post, a meeting, a call, a task or a request.")
+
+
+# "Send the contract to legal @bob": a line of the meeting form that ends with a mention is
+# bob's task, as a note-taker writes it; the API takes the assignee as its own field.
+_TRAILING_MENTION = re.compile(r"(?:^|\s)@([\w.+-]+)\s*$")
+
+
+def _action_item(line: str) -> dict[str, str]:
+    found = _TRAILING_MENTION.search(line)
+    subject = line[: found.start()].strip() if found else ""
+    if found is None or not subject:
+        return {"subject": line.strip()}
+    return {"subject": subject, "assignee": found.group(1)}
 
 
 @login_required

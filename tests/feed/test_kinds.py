@@ -49,6 +49,53 @@ def test_meeting_with_attendees_decisions_and_action_items(cast: Cast) -> None:
     )
 
 
+def test_meeting_form_assigns_an_action_item_to_the_mention_that_ends_its_line(
+    cast: Cast,
+) -> None:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(cast.owner)
+    response = client.post(
+        f"/accounts/{cast.account.pk}/compose/",
+        {
+            "kind": "meeting",
+            "subject": "Quarterly review",
+            "starts_at": "2026-12-10T15:00",
+            "action_items": "Send the contract to legal @bob\nBook the follow-up\n@bob",
+        },
+    )
+    assert response.status_code == 302
+    # A line that is only a mention is a subject, not an assignment; unassigned items are the
+    # author's, as in the API.
+    tasks = Activity.objects.filter(kind="task").order_by("pk")
+    assert [(t.subject, t.assignee) for t in tasks] == [
+        ("Send the contract to legal", cast.teammate),
+        ("Book the follow-up", cast.owner),
+        ("@bob", cast.owner),
+    ]
+
+
+def test_meeting_form_action_item_for_an_outsider_writes_nothing(cast: Cast) -> None:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(cast.owner)
+    response = client.post(
+        f"/accounts/{cast.account.pk}/compose/",
+        {
+            "kind": "meeting",
+            "subject": "Quarterly review",
+            "starts_at": "2026-12-10T15:00",
+            "action_items": "Send the contract to legal @erin",
+        },
+        follow=True,
+    )
+    [message] = response.context["messages"]
+    assert message.level_tag == "error" and "erin" in str(message), str(message)
+    assert not Activity.objects.exists()
+
+
 def test_meeting_attendee_who_cannot_see_the_account_is_refused(cast: Cast) -> None:
     response = client_for(cast.owner).post(
         url(cast),
