@@ -54,12 +54,12 @@ def process_inbound_email(inbound_id: int) -> str:
     return inbound.status if inbound is not None else "missing"
 
 
-@shared_task(acks_late=True, time_limit=120)
+@shared_task(acks_late=True, time_limit=120, soft_time_limit=100)
 def requeue_stale_inbound_emails() -> int:
     return actions.requeue_stale_inbound_emails(older_than=dt.timedelta(minutes=5))
 
 
-@shared_task(acks_late=True, time_limit=120)
+@shared_task(acks_late=True, time_limit=120, soft_time_limit=100)
 def prune_webhook_tokens() -> int:
     return actions.prune_webhook_tokens(older_than=dt.timedelta(days=2))
 
@@ -67,7 +67,10 @@ def prune_webhook_tokens() -> int:
 @shared_task(
     acks_late=True,
     reject_on_worker_lost=True,
+    # A task's own hard limit needs its own soft one: the app's default soft limit (240 s) is
+    # above 60 s, and Celery refuses to send such a task at all.
     time_limit=60,
+    soft_time_limit=50,
     autoretry_for=(OperationalError, InterfaceError, OSError),
     retry_backoff=True,
     max_retries=8,
@@ -77,6 +80,6 @@ def deliver_customer_reply(reply_id: int) -> bool:
     return replies.deliver_customer_reply(reply_id=reply_id)
 
 
-@shared_task(acks_late=True, time_limit=120)
+@shared_task(acks_late=True, time_limit=120, soft_time_limit=100)
 def deliver_pending_customer_replies() -> int:
     return replies.deliver_pending_customer_replies(older_than=60.0)

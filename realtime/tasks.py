@@ -9,7 +9,7 @@ from django.utils import timezone
 from realtime import outbox, tickets
 
 
-@shared_task(acks_late=True, time_limit=60)
+@shared_task(acks_late=True, time_limit=60, soft_time_limit=50)
 def prune_expired_tickets() -> int:
     return tickets.prune_expired_tickets()
 

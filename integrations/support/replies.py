@@ -99,7 +99,11 @@ def schedule_delivery(reply_id: int) -> None:
     try:
         tasks.deliver_customer_reply.delay(reply_id)
     except Exception:
-        log.warning("customer reply #%s recorded but not queued; the sweep will send it", reply_id)
+        log.warning(
+            "customer reply #%s recorded but not queued; the sweep will send it",
+            reply_id,
+            exc_info=True,
+        )
 
 
 def customer_reply_message(reply: Activity, answered: Activity | None) -> EmailMultiAlternatives:

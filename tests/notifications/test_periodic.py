@@ -136,3 +136,24 @@ def test_a_reminder_tells_the_time_in_the_readers_time_zone(cast: Cast) -> None:
     tokyo = starts_at.astimezone(zoneinfo.ZoneInfo("Asia/Tokyo")).strftime("%H:%M JST")
     assert titles["bob"].endswith(f"starts at {tokyo}")
     assert titles["alice"].endswith(f"starts at {starts_at.astimezone(dt.UTC):%H:%M} UTC")
+
+
+def test_every_task_of_ours_can_be_queued() -> None:
+    """Celery refuses to send a task whose soft time limit is above its hard one (a task's own
+    `time_limit` under the app's default `task_soft_time_limit` is such a task): it would never run,
+    from the write path or from beat. Each is sent here for real, on an in-memory broker."""
+    import inspect
+
+    app.autodiscover_tasks(force=True)
+    ours = {name: task for name, task in app.tasks.items() if not name.startswith("celery.")}
+    assert "integrations.tasks.deliver_customer_reply" in ours
+    refused = {}
+    with app.connection_for_write("memory://") as connection:
+        for name, task in sorted(ours.items()):
+            parameters = inspect.signature(task.run).parameters.values()
+            args = [1 for p in parameters if p.default is inspect.Parameter.empty]
+            try:
+                task.apply_async(args=args, connection=connection)
+            except ValueError as error:
+                refused[name] = str(error)
+    assert refused == {}

@@ -195,3 +195,61 @@ async def test_worker_killed_mid_task_still_tells_exactly_once(
     )
     assert mine == [("alice", "mention")]
     await alice.ping()  # and no second notification.created was pushed before the pong
+
+
+def _mailed_request(cast: Cast) -> int:
+    from tests.integrations.messages import request_by_mail
+
+    return request_by_mail(message_id="<invoices-svc@mail.acme.example>").pk
+
+
+# What the request page's "reply to the customer" button does, run in a process of its own with
+# the deployment's settings (its broker is the worker's Redis; this test process's is in memory).
+REPLY_FROM_THE_WEB_SIDE = """
+from crm.models import User
+from feed.models import Activity
+from integrations.support.replies import reply_to_customer
+reply = reply_to_customer(
+    actor=User.objects.get(pk={actor}), request=Activity.objects.get(pk={request}),
+    body="Fixed; please retry.",
+)
+print(reply.pk)
+"""
+
+
+async def test_reply_to_a_customer_is_sent_by_the_worker(
+    transactional_db: None, cast: Cast, celery: Any, celery_env: dict[str, str]
+) -> None:
+    """Queued on commit through the broker and mailed by a worker, with no sweep running: a task
+    Celery refuses to send (soft limit above hard) would leave the customer unanswered."""
+    import subprocess
+    import sys
+
+    from feed.models import Activity
+
+    request_id = await in_db_thread(_mailed_request, cast)
+    code = REPLY_FROM_THE_WEB_SIDE.format(actor=cast.support.pk, request=request_id)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "manage.py", "shell", "-c", code],
+        env=celery_env,
+        capture_output=True,
+        text=True,
+        timeout=EFFECT_SECONDS,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "not queued" not in done.stderr, done.stderr
+    reply_id = int(done.stdout.split()[-1])
+    worker = celery("worker")
+    mail_dir = Path(celery_env["TIDINGS_MAIL_DIR"])
+
+    def sent() -> str:
+        files = sorted(mail_dir.glob("*.log")) if mail_dir.exists() else []
+        texts = [path.read_text() for path in files]
+        finished = [text for text in texts if text.rstrip().endswith("-" * 79)]
+        return finished[0] if finished else ""
+
+    email = await asyncio.to_thread(wait_for, sent, "the reply email", [worker])
+    assert "To: maria@acme.example" in email and "Fixed; please retry." in email
+    reply = await in_db_thread(Activity.objects.get, pk=reply_id)
+    assert reply.details["sent_at"] is not None
