@@ -67,11 +67,13 @@
   function build(activity) {
     const template = document.getElementById("activity-template");
     const item = template.content.firstElementChild.cloneNode(true);
-    const name = activity.author ? activity.author.display_name : "Tidings";
+    // An email nobody here wrote is shown under its sender, as the page renders it.
+    const details = activity.details || {};
+    const name = activity.author ? activity.author.display_name : details.from_name || details.from || "Tidings";
     item.dataset.activityId = String(activity.id);
     item.id = "activity-" + activity.id;
     item.classList.add("kind-" + activity.kind);
-    item.querySelector(".avatar").textContent = name.charAt(0).toUpperCase();
+    item.querySelector(".avatar").textContent = activity.author || details.from ? name.charAt(0).toUpperCase() : "•";
     item.querySelector(".kind-badge").textContent = kindLabel(activity);
     if (activity.internal) item.classList.add("internal-note");
     item.querySelector(".activity-author").textContent = name;

@@ -253,3 +253,13 @@ def test_mail_to_the_support_address_raises_a_request_on_the_account(cast: Cast)
     # A reply in the email's thread stays a reply; mail not to support raises nothing.
     ingest(email(subject="Thanks", message_id="<other@acme.example>"))
     assert Activity.objects.filter(kind="request").count() == 1
+
+
+def test_an_inbound_email_shows_under_its_sender_on_the_page(cast: Cast) -> None:
+    inbound = ingest(email())
+    assert inbound.status == InboundEmail.Status.PROCESSED, inbound.reason
+    client = Client()
+    client.force_login(cast.owner)
+    page = client.get(f"/accounts/{cast.account.pk}/").content.decode()
+    assert '<strong class="activity-author">Maria Garcia</strong>' in page
+    assert '<div class="avatar" aria-hidden="true">M</div>' in page
