@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import env as bench_env
-from bench import setup_db
+from bench import notes, setup_db
 from bench.clients import (
     CONNECT_CONCURRENCY,
     RETRIES,
@@ -73,7 +73,6 @@ from bench.servers import (
 )
 
 DOC = REPO_ROOT / "docs" / "benchmarks.md"
-NOTES_MARKER = "<!-- notes -->"
 
 
 @dataclass(frozen=True)
@@ -533,11 +532,6 @@ def main(argv: list[str] | None = None) -> int:
         args.write_docs == "auto" and not args.quick and not args.only
     )
     if write:
-        # Readings written by hand live below the marker and survive a rerun, as in
-        # bench/inbound/run.py; each says which run it reads.
-        notes = DOC.read_text().split(NOTES_MARKER, 1)[1] if DOC.exists() else ""
-        if not text.endswith("\n"):
-            text += "\n"
-        DOC.write_text(text + "\n" + NOTES_MARKER + (notes or "\n"))
+        notes.write(DOC, text)  # the readings written by hand are kept
         print(f"bench: wrote {DOC.relative_to(REPO_ROOT)}")
     return 1 if any(r.error for r in results) else 0

@@ -19,21 +19,10 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any
 
+from bench import notes
 from bench.feed import build
 
 DOC = build.REPO_ROOT / "docs" / "benchmarks-feed.md"
-# A reading written by hand between these markers survives the next run.
-NOTES_START, NOTES_END = "<!-- notes -->", "<!-- /notes -->"
-
-
-def kept_notes() -> str:
-    """The hand-written reading between the markers of the current file ('' if none)."""
-    text = DOC.read_text() if DOC.exists() else ""
-    if NOTES_START not in text or NOTES_END not in text:
-        return ""
-    return text.split(NOTES_START, 1)[1].split(NOTES_END, 1)[0].strip("\n")
-
-
 P99_BAR_MS = 10.0
 QUERIES_BAR = 3
 RATIO_BAR = 10.0
@@ -199,7 +188,8 @@ def main() -> None:
                 "",
             ]
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    DOC.write_text(
+    notes.write(
+        DOC,
         "\n".join(
             [
                 "# Feed pages benchmark (issue 3, DESIGN.md section 7)",
@@ -263,16 +253,8 @@ def main() -> None:
                 "## Results",
                 "",
                 *table,
-                "",
-                NOTES_START,
-                kept_notes(),
-                NOTES_END,
-                "",
-                "## Plans of the missed bars",
-                "",
-                *(plans or ["None missed."]),
             ]
-        )
-        + "\n"
+        ),
+        after="\n".join(["## Plans of the missed bars", "", *(plans or ["None missed."])]),
     )
     print(f"wrote {DOC.relative_to(build.REPO_ROOT)}", file=sys.stderr)

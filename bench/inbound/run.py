@@ -43,6 +43,7 @@ from typing import Any
 
 import psycopg
 
+from bench import notes
 from bench.inbound import messages
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
@@ -483,5 +484,4 @@ def _report(r: dict[str, Any]) -> None:
     ]
     text = "\n".join(lines)
     print(text)
-    notes = DOC.read_text().split("<!-- notes -->", 1)[1] if DOC.exists() else ""
-    DOC.write_text(text + "\n<!-- notes -->" + (notes or "\n"))
+    notes.write(DOC, text)

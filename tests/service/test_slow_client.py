@@ -40,7 +40,7 @@ POSTS = 240
 # never read, so daphne aborts the connection when the close handshake is not answered: after
 # autobahn's one-second timeout, on a timer of 0.2 s buckets. The bound is in time from the post
 # that took it past four times the limit, not in posts: how many posts fit in that second depends
-# on how loaded the machine is (CI saw 102 and 116 of them where an idle machine sees 5 to 20).
+# on how loaded the machine is (the readers were gone by post 102 and 116 on CI, by 66-80 idle).
 HARD_LIMIT = 4 * BUFFER_LIMIT
 DROPPED_WITHIN_SECONDS = 3.0
 # Memory the server may grow by while the slow clients stall: without the bound each would hold
