@@ -30,6 +30,17 @@ def _configure() -> None:
         "worker_prefetch_multiplier": 1,
         "task_ignore_result": True,
         "broker_connection_retry_on_startup": True,
+        # Publishing happens after commit, on the request's path, and every task we publish has
+        # a row that a periodic sweep works if the message never left (happenings, inbound
+        # messages, customer replies). So one immediate reconnect, for a pooled connection that a
+        # Redis restart made stale, and then give up: kombu's default (three retries 0.2 s apart)
+        # held each post ~0.6 s while Redis was down, for nothing the sweep would not do anyway.
+        "task_publish_retry_policy": {
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": 0,
+            "interval_max": 0,
+        },
         "timezone": "UTC",
         "beat_schedule_filename": str(settings.VAR_DIR / "celerybeat-schedule"),
     }
