@@ -16,8 +16,10 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
+from bench import notes
 from bench.dashboard import build
 
 PANEL_P99_MS = 50.0
@@ -90,7 +92,22 @@ def main(argv: list[str] | None = None) -> None:
     print(table(report["results"]))
     judged = [r for r in report["results"] if bar_of(r["case"]) is not None]
     missed = [r["case"] for r in judged if verdict(r) == "MISS"]
-    print(
-        f"\n{len(judged) - len(missed)} PASS, {len(missed)} MISS"
-        + (f": {', '.join(missed)}" if missed else "")
+    verdicts = f"{len(judged) - len(missed)} PASS, {len(missed)} MISS" + (
+        f": {', '.join(missed)}" if missed else ""
+    )
+    print(f"\n{verdicts}")
+    command = " ".join(["python -m bench.dashboard", *(sys.argv[1:] if argv is None else argv)])
+    notes.summarise(
+        "dashboard",
+        "\n".join(
+            [
+                "### Dashboard and request queue (issue 7)",
+                "",
+                f"`{command}`, run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, clock at"
+                f" {report['now']}: {verdicts}. The bar and the readings:"
+                " [benchmarks-dashboard.md](benchmarks-dashboard.md).",
+                "",
+                table(report["results"]),
+            ]
+        ),
     )

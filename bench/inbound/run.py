@@ -485,3 +485,18 @@ def _report(r: dict[str, Any]) -> None:
     text = "\n".join(lines)
     print(text)
     notes.write(DOC, text)
+    # The index keeps the judged rows (those with a bar) and where the rest is.
+    judged = [line for line in lines if line.startswith("| ") and not line.endswith("| | |")]
+    notes.summarise(
+        "inbound",
+        "\n".join(
+            [
+                "### Inbound email (issue 6)",
+                "",
+                f"`{command}`, run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; the whole table, the"
+                f" CPU split and the readings: [{DOC.name}]({DOC.name}).",
+                "",
+                *judged,
+            ]
+        ),
+    )
