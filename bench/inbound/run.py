@@ -486,7 +486,9 @@ def _report(r: dict[str, Any]) -> None:
     print(text)
     notes.write(DOC, text)
     # The index keeps the judged rows (those with a bar) and where the rest is.
-    judged = [line for line in lines if line.startswith("| ") and not line.endswith("| | |")]
+    header = lines.index("| measure | value | bar | |")
+    rows = [line for line in lines[header + 2 :] if line.startswith("| ")]
+    judged = lines[header : header + 2] + [row for row in rows if not row.endswith("| | |")]
     notes.summarise(
         "inbound",
         "\n".join(
