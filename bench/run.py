@@ -40,7 +40,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,6 +129,8 @@ class Plan:
     drain: float  # seconds to wait for stragglers before a group is closed and analysed
     gap: float = 0.02
     stale_idle: float = 0.0  # set at run time: the re-check interval plus half a second
+    # The groups of followers to run ("big", "small"); one alone makes a quick A/B of its figures.
+    groups: tuple[str, ...] = ("big", "small")
 
     @classmethod
     def full(cls) -> Plan:
@@ -213,64 +215,10 @@ async def run_target(target: Target, server: Server, cast: setup_db.Cast, plan: 
             await finish(group, 5.0)
         await asyncio.sleep(1.0)
         result.rss_before = server.rss_kib()
-
-        issued = await tickets(plan.big)
-        counter = Counter()
-        started = time.perf_counter()
-        followers = await open_followers(server.ws_url, stream, counter, plan.big, tickets=issued)
-        result.connect_big = time.perf_counter() - started
-        result.extensions = followers[0].ws.response.headers.get("Sec-WebSocket-Extensions", "")
-        print(f"  {plan.big} connected in {result.connect_big:.2f}s", flush=True)
-        group = Group(followers, counter)
-        phases = result.phases
-        try:
-            await asyncio.sleep(2.0)
-            result.rss_after = server.rss_kib()
-            phases["big"] = await sequential(
-                group, "big", poster, plan.big_posts, plan.gap, plan.budget
-            )
-            if target.tidings and plan.stale_posts and plan.stale_idle:
-                phases["big-stale"] = await sequential(
-                    group, "big-stale", poster, plan.stale_posts, 0.0, 0.0, plan.stale_idle
-                )
-            # Last, so that a backlog the burst leaves behind spills into no other phase.
-            phases["burst"] = await burst(group, "burst", poster, plan.burst_posts, plan.burst_wait)
-        except BaseException:
-            await close_followers(followers)
-            raise
-        await finish(group, plan.drain)
-        result.add_group(group)
-        print(f"  {plan.big} followers: {_line(result, 'big')}", flush=True)
-        print(f"  burst: {fmt(phases['burst'].rate, 0)} deliveries/s", flush=True)
-        server.check_alive()
-        await asyncio.sleep(1.0)
-
-        counter = Counter()
-        started = time.perf_counter()
-        followers = await open_followers(
-            server.ws_url,
-            stream,
-            counter,
-            plan.small,
-            ticket_source=http_ticket if target.tidings else None,
-        )
-        result.connect_small = time.perf_counter() - started
-        group = Group(followers, counter)
-        try:
-            phases["small"] = await sequential(
-                group, "small", poster, plan.small_posts, plan.gap, plan.budget
-            )
-            if target.tidings and plan.stale_posts and plan.stale_idle:
-                phases["small-stale"] = await sequential(
-                    group, "small-stale", poster, plan.stale_posts, 0.0, 0.0, plan.stale_idle
-                )
-        except BaseException:
-            await close_followers(followers)
-            raise
-        await finish(group, plan.drain)
-        result.add_group(group)
-        print(f"  {plan.small} followers: {_line(result, 'small')}", flush=True)
-        server.check_alive()
+        if "big" in plan.groups:
+            await _run_big(result, server, stream, poster, tickets, plan, target.tidings)
+        if "small" in plan.groups:
+            await _run_small(result, server, stream, poster, http_ticket, plan, target.tidings)
     finally:
         gc.enable()
         await http.close()
@@ -278,6 +226,85 @@ async def run_target(target: Target, server: Server, cast: setup_db.Cast, plan: 
         if result.http_errors:
             result.http_error_sample = server.last_exception() or poster.error_sample
     return result
+
+
+async def _run_big(
+    result: Result,
+    server: Server,
+    stream: str,
+    poster: Poster,
+    tickets: Callable[[int], Awaitable[list[str | None]]],
+    plan: Plan,
+    tidings: bool,
+) -> None:
+    """`plan.big` followers with pre-issued tickets: their connects (timed) and idle memory, posts
+    one at a time, (Tidings) the post after idling past the re-check, then a burst."""
+    issued = await tickets(plan.big)
+    counter = Counter()
+    started = time.perf_counter()
+    followers = await open_followers(server.ws_url, stream, counter, plan.big, tickets=issued)
+    result.connect_big = time.perf_counter() - started
+    result.extensions = followers[0].ws.response.headers.get("Sec-WebSocket-Extensions", "")
+    print(f"  {plan.big} connected in {result.connect_big:.2f}s", flush=True)
+    group = Group(followers, counter)
+    phases = result.phases
+    try:
+        await asyncio.sleep(2.0)
+        result.rss_after = server.rss_kib()
+        phases["big"] = await sequential(
+            group, "big", poster, plan.big_posts, plan.gap, plan.budget
+        )
+        if tidings and plan.stale_posts and plan.stale_idle:
+            phases["big-stale"] = await sequential(
+                group, "big-stale", poster, plan.stale_posts, 0.0, 0.0, plan.stale_idle
+            )
+        # Last, so that a backlog the burst leaves behind spills into no other phase.
+        phases["burst"] = await burst(group, "burst", poster, plan.burst_posts, plan.burst_wait)
+    except BaseException:
+        await close_followers(followers)
+        raise
+    await finish(group, plan.drain)
+    result.add_group(group)
+    print(f"  {plan.big} followers: {_line(result, 'big')}", flush=True)
+    print(f"  burst: {fmt(phases['burst'].rate, 0)} deliveries/s", flush=True)
+    server.check_alive()
+    await asyncio.sleep(1.0)
+
+
+async def _run_small(
+    result: Result,
+    server: Server,
+    stream: str,
+    poster: Poster,
+    http_ticket: Callable[[int], Awaitable[str | None]],
+    plan: Plan,
+    tidings: bool,
+) -> None:
+    """`plan.small` followers, each fetching its ticket over HTTP (timed): posts one at a time,
+    then (Tidings) the post after idling past the re-check."""
+    counter = Counter()
+    started = time.perf_counter()
+    followers = await open_followers(
+        server.ws_url, stream, counter, plan.small, ticket_source=http_ticket if tidings else None
+    )
+    result.connect_small = time.perf_counter() - started
+    group = Group(followers, counter)
+    phases = result.phases
+    try:
+        phases["small"] = await sequential(
+            group, "small", poster, plan.small_posts, plan.gap, plan.budget
+        )
+        if tidings and plan.stale_posts and plan.stale_idle:
+            phases["small-stale"] = await sequential(
+                group, "small-stale", poster, plan.stale_posts, 0.0, 0.0, plan.stale_idle
+            )
+    except BaseException:
+        await close_followers(followers)
+        raise
+    await finish(group, plan.drain)
+    result.add_group(group)
+    print(f"  {plan.small} followers: {_line(result, 'small')}", flush=True)
+    server.check_alive()
 
 
 def _line(result: Result, name: str) -> str:
@@ -440,6 +467,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--stale", type=int, help="posts after idling past the access re-check (per group)"
     )
+    parser.add_argument(
+        "--group",
+        action="append",
+        choices=["big", "small"],
+        help="run only these groups of followers (repeatable; for A/B runs of one group's "
+        "figures); skips writing docs/benchmarks.md",
+    )
     parser.add_argument("--dump", help="write one CSV per system and phase (per post) here")
     parser.add_argument("--notes", help="a Markdown file appended to the report (analysis)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir and the database")
@@ -453,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
         plan.drain = args.drain
     if args.stale is not None:
         plan.stale_posts = args.stale
+    if args.group:
+        plan.groups = tuple(args.group)
     targets = [t for t in TARGETS if not args.only or t.key in args.only]
     workdir = bench_env.prepare()
     var_dir = workdir / "var"
@@ -529,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(text)
     write = args.write_docs == "yes" or (
-        args.write_docs == "auto" and not args.quick and not args.only
+        args.write_docs == "auto" and not args.quick and not args.only and not args.group
     )
     if write:
         notes.write(DOC, text)  # the readings written by hand are kept
