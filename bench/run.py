@@ -52,6 +52,7 @@ from bench.clients import (
     Counter,
     Group,
     Http,
+    Phase,
     Poster,
     burst,
     close_followers,
@@ -228,6 +229,24 @@ async def run_target(target: Target, server: Server, cast: setup_db.Cast, plan: 
     return result
 
 
+async def _one_at_a_time(
+    phases: dict[str, Phase],
+    group: Group,
+    name: str,
+    poster: Poster,
+    posts: int,
+    plan: Plan,
+    tidings: bool,
+) -> None:
+    """Phase `name`: `posts` posts one at a time; then (Tidings) `name`-stale, the posts after
+    idling past the consumer's access re-check."""
+    phases[name] = await sequential(group, name, poster, posts, plan.gap, plan.budget)
+    if tidings and plan.stale_posts and plan.stale_idle:
+        phases[f"{name}-stale"] = await sequential(
+            group, f"{name}-stale", poster, plan.stale_posts, 0.0, 0.0, plan.stale_idle
+        )
+
+
 async def _run_big(
     result: Result,
     server: Server,
@@ -251,13 +270,7 @@ async def _run_big(
     try:
         await asyncio.sleep(2.0)
         result.rss_after = server.rss_kib()
-        phases["big"] = await sequential(
-            group, "big", poster, plan.big_posts, plan.gap, plan.budget
-        )
-        if tidings and plan.stale_posts and plan.stale_idle:
-            phases["big-stale"] = await sequential(
-                group, "big-stale", poster, plan.stale_posts, 0.0, 0.0, plan.stale_idle
-            )
+        await _one_at_a_time(phases, group, "big", poster, plan.big_posts, plan, tidings)
         # Last, so that a backlog the burst leaves behind spills into no other phase.
         phases["burst"] = await burst(group, "burst", poster, plan.burst_posts, plan.burst_wait)
     except BaseException:
@@ -291,13 +304,7 @@ async def _run_small(
     group = Group(followers, counter)
     phases = result.phases
     try:
-        phases["small"] = await sequential(
-            group, "small", poster, plan.small_posts, plan.gap, plan.budget
-        )
-        if tidings and plan.stale_posts and plan.stale_idle:
-            phases["small-stale"] = await sequential(
-                group, "small-stale", poster, plan.stale_posts, 0.0, 0.0, plan.stale_idle
-            )
+        await _one_at_a_time(phases, group, "small", poster, plan.small_posts, plan, tidings)
     except BaseException:
         await close_followers(followers)
         raise
