@@ -155,6 +155,18 @@ def test_a_rep_cannot_route_a_whole_domain(cast: Cast) -> None:
     assert not InboundAddressRule.objects.exists()
 
 
+def test_the_page_offers_the_domain_rule_only_to_those_who_may_teach_it(cast: Cast) -> None:
+    cast.owner.email = "alice@tidings.example"
+    cast.owner.save(update_fields=["email"])
+    ingest(email(sender="Pat <pat@newco.example>", subject="Pricing for 40 seats"))
+    rep_page = _client(cast.owner).get("/integrations/email/triage/").content.decode()
+    assert "Pricing for 40 seats" in rep_page  # the mail is addressed to alice
+    assert 'value="address"' in rep_page
+    assert 'value="domain"' not in rep_page
+    support_page = _client(cast.support).get("/integrations/email/triage/").content.decode()
+    assert 'value="domain"' in support_page
+
+
 def test_nobody_takes_over_mail_of_an_account_they_cannot_see(cast: Cast) -> None:
     # maria@acme.example is a contact of Acme (East); erin (West) cannot see Acme.
     with pytest.raises(ValidationError):
