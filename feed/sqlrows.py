@@ -326,6 +326,14 @@ def _sql_string(column: str) -> str:
     return f"coalesce(to_json({column})::text, 'null')"
 
 
+def _sql_blank_or_string(column: str) -> str:
+    """`_sql_string` of a column that is mostly blank (a request's status and priority, a call's
+    outcome, a subject): the blank string written without `to_json`, which costs ~0.15 us a call
+    (its argument's type is looked up on every call) where most pages' rows are blank in all
+    four columns."""
+    return f"""CASE WHEN {column} = '' THEN '""' ELSE {_sql_string(column)} END"""
+
+
 def _sql_number(column: str) -> str:
     return f"coalesce({column}::text, 'null')"
 
@@ -403,7 +411,7 @@ class ActivityJSONColumns:
             ("opportunity", _sql_number("a.opportunity_id")),
             ("parent", _sql_number("a.parent_id")),
             ("author", _sql_person("au", "author_id", whitespace)),
-            ("subject", _sql_string("a.subject")),
+            ("subject", _sql_blank_or_string("a.subject")),
             ("body", _sql_string("a.body")),
             ("occurred_at", _sql_when("a.occurred_at")),
             ("created_at", _sql_when("a.created_at")),
@@ -419,9 +427,9 @@ class ActivityJSONColumns:
             ("starts_at", _sql_when("a.starts_at")),
             ("ends_at", _sql_when("a.ends_at")),
             ("duration_seconds", _sql_number("a.duration_seconds")),
-            ("outcome", _sql_string("a.outcome")),
-            ("status", _sql_string("a.status")),
-            ("priority", _sql_string("a.priority")),
+            ("outcome", _sql_blank_or_string("a.outcome")),
+            ("status", _sql_blank_or_string("a.status")),
+            ("priority", _sql_blank_or_string("a.priority")),
             ("queue", _sql_number("a.queue_id")),
         ]
         head = " || ".join(
