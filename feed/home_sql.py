@@ -20,6 +20,11 @@ ways, each bounded:
 
 Only the terms that apply are written (no kinds, no threads, no mutes: no text for them), which
 keeps planning, a large part of the cost of a page, short.
+
+Both take what the user follows from `feed.queries._home_sources`, a query of its own. For a user
+known to follow many accounts, `self_contained_walk_statement` is the walk alone with the follows
+read inside the statement (`feed.queries` keeps who is known to; it is a guess about speed, never
+about what the page holds): one query a page where the two others take two.
 """
 
 from __future__ import annotations
@@ -50,6 +55,12 @@ class HomeWanted:
     @property
     def is_empty(self) -> bool:
         return not (self.every_kind or self.some_kinds or self.threads)
+
+    @property
+    def walks_first(self) -> bool:
+        """Whether the page is looked for by the walk first (many follows) or by the seeks only."""
+        follows = len(self.every_kind) + sum(len(kinds) for kinds in self.some_kinds.values())
+        return follows >= WALK_FROM_FOLLOWS
 
 
 @dataclass
@@ -124,8 +135,7 @@ def home_page_statement(
         )
     # UNION, not UNION ALL: a reply in a followed thread on a followed account is reached twice.
     merged = " UNION ".join(seeks)
-    follows = len(wanted.every_kind) + len(pairs)
-    if follows < WALK_FROM_FOLLOWS:
+    if not wanted.walks_first:
         sql = f"SELECT id, occurred_at FROM ({merged}) s {newest.replace('x.', '')}"  # noqa: S608 -- fixed text; values are parameters
         return Statement(sql, params)
     followed = []
@@ -162,6 +172,79 @@ def home_page_statement(
         f"SELECT id, occurred_at FROM walk WHERE (SELECT count(*) FROM walk) = {n} "
         f"UNION ALL (SELECT id, occurred_at FROM ({merged}) s"
         f" WHERE (SELECT count(*) FROM walk) < {n} {newest.replace('x.', '')})"
+    )
+    return Statement(sql, params)
+
+
+def _one_line(sql: str) -> str:
+    """`sql` written over several lines here, as one (the text is the prepared statement's key,
+    and psycopg caches the parsing of texts up to 4 KiB only)."""
+    return " ".join(line.strip() for line in sql.strip().splitlines())
+
+
+# What a user follows, read by the statement itself: `feed.queries._SOURCES_SQL` as sets that
+# PostgreSQL hashes once per statement (hashed subplans; a few dozen microseconds for 500 follows)
+# and probes for each row of the walk. Follow rows without kinds (or with an empty list) want
+# every kind of their account, the others the kinds listed (those are found by the partial index
+# feed_follow_picky, whose condition is written here as Django writes it: reading every Follow
+# row's kinds was ~60 us for 500 follows); an owned or account-team account
+# without a Follow row wants every kind; a followed thread counts when its account is visible; a
+# muted thread is left out wherever it is.
+_FOLLOWED_ROW = _one_line("""
+((x.account_id IN (SELECT f.account_id FROM feed_follow f WHERE f.user_id = %(user)s)
+  AND x.account_id NOT IN (SELECT f.account_id FROM feed_follow f WHERE f.user_id = %(user)s
+    AND NOT (f.kinds = '[]'::jsonb) AND jsonb_typeof(f.kinds) = 'array'))
+ OR (x.account_id, x.kind) IN (SELECT f.account_id, k.kind FROM feed_follow f CROSS JOIN LATERAL
+    jsonb_array_elements_text(CASE WHEN jsonb_typeof(f.kinds) = 'array' THEN f.kinds END) k(kind)
+    WHERE f.user_id = %(user)s AND NOT (f.kinds = '[]'::jsonb))
+ OR (x.account_id IN (SELECT o.id FROM crm_account o WHERE o.owner_id = %(user)s
+        UNION ALL SELECT t.account_id FROM crm_accountteammember t WHERE t.user_id = %(user)s)
+     AND x.account_id NOT IN (SELECT f.account_id FROM feed_follow f WHERE f.user_id = %(user)s)))
+""")
+_IN_FOLLOWED_THREAD = _one_line("""
+((x.id IN (SELECT thread_id FROM threads) OR x.parent_id IN (SELECT thread_id FROM threads))
+ AND x.account_id IN (SELECT account_id FROM threads))
+""")
+_MUTED = (
+    "SELECT m.thread_id FROM feed_threadsubscription m WHERE m.user_id = %(user)s AND m.is_muted"
+)
+
+
+def self_contained_walk_statement(
+    user_pk: int,
+    visible: tuple[str, tuple[Any, ...]],
+    *,
+    at: dt.datetime | None,
+    pk: int | None,
+    n: int,
+) -> Statement:
+    """SELECT id, occurred_at of the first `n` rows the user wants among the newest `WALK_WINDOW`
+    live rows below the cursor (at, pk), newest first; `visible` is the user's
+    `crm.visibility.visible_accounts_sql`. The same rows as `home_page_statement` when it finds
+    `n` of them; fewer means the window did not hold the page, and the caller must ask
+    `home_page_statement`."""
+    params: dict[str, Any] = {"user": user_pk, "at": at, "pk": pk, "window": WALK_WINDOW}
+    seen = _visibility_probe(visible, params)
+    below = " AND (x.occurred_at, x.id) < (%(at)s, %(pk)s)" if at is not None else ""
+    n = int(n)  # written into the text, as in `home_page_statement`
+    threads = (
+        "threads AS MATERIALIZED (SELECT s.thread_id, t.account_id"  # noqa: S608 -- fixed text; values are parameters
+        " FROM feed_threadsubscription s JOIN feed_activity t ON t.id = s.thread_id"
+        f" WHERE s.user_id = %(user)s AND NOT s.is_muted AND {seen.format(account='t.account_id')})"
+    )
+    window = (
+        "SELECT x.id, x.occurred_at, x.account_id, x.kind, x.parent_id FROM feed_activity x"  # noqa: S608 -- fixed text; values are parameters
+        f" WHERE x.deleted_at IS NULL{below} ORDER BY x.occurred_at DESC, x.id DESC"
+        " LIMIT %(window)s"
+    )
+    # The follows first, then the policy: the sets are hashed, so testing a row against them is
+    # cheaper than the policy's probe of the primary key, which only the followed rows then pay.
+    sql = (
+        f"WITH {threads} SELECT x.id, x.occurred_at FROM ({window}) x"  # noqa: S608 -- fixed text; values are parameters
+        f" WHERE NOT (x.id IN ({_MUTED}) OR coalesce(x.parent_id, 0) IN ({_MUTED}))"
+        f" AND (CASE WHEN {_FOLLOWED_ROW} THEN {seen.format(account='x.account_id')}"
+        f" ELSE false END OR {_IN_FOLLOWED_THREAD})"
+        f" ORDER BY x.occurred_at DESC, x.id DESC LIMIT {n}"
     )
     return Statement(sql, params)
 

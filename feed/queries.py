@@ -14,7 +14,12 @@ from django.utils import timezone
 from crm.models import Account, AccountTeamMember
 from crm.visibility import AccountNotFound, can_see_account, visible_accounts, visible_accounts_sql
 from feed.cursors import decode_cursor, encode_cursor
-from feed.home_sql import HomeWanted, home_page_statement
+from feed.home_sql import (
+    HomeWanted,
+    Statement,
+    home_page_statement,
+    self_contained_walk_statement,
+)
 from feed.models import Activity, Follow, ThreadSubscription
 from feed.sqlrows import (
     ActivityColumns,
@@ -322,7 +327,49 @@ def _home_sources(user: Any) -> HomeWanted:
             sources.some_kinds[pk] = chosen
         else:
             sources.every_kind.append(pk)
+    _remember_follows(user, sources)
     return sources
+
+
+# Users whose last home page found them following many accounts (`HomeWanted.walks_first`): their
+# next pages try `self_contained_walk_statement` first, one query where `_home_sources` and the
+# page take two (for the user following 500 accounts, sending their follows out and back in was
+# ~0.3 ms of a ~1 ms page: docs/benchmarks-feed.md). It is a guess about speed, never about
+# rows: a page that statement cannot answer falls back to the two queries, which renew the guess.
+# Per process and bounded (losing it costs a query).
+_MANY_FOLLOWS: set[tuple[str, int]] = set()
+_MANY_FOLLOWS_KEPT = 10_000
+
+
+def _remember_follows(user: Any, sources: HomeWanted) -> None:
+    key = (connection.alias, user.pk)
+    if not sources.walks_first:
+        _MANY_FOLLOWS.discard(key)
+        return
+    if len(_MANY_FOLLOWS) >= _MANY_FOLLOWS_KEPT:
+        _MANY_FOLLOWS.clear()
+    _MANY_FOLLOWS.add(key)
+
+
+def _walked_home_page(
+    user: Any, before: str | None, size: int, columns: ActivityColumns | ActivityJSONColumns
+) -> Page | None:
+    """The page from `self_contained_walk_statement` when `user` is known to follow many
+    accounts and the walk finds it; None when the caller must find it the usual way. Raises
+    ValidationError for a bad cursor."""
+    key = (connection.alias, getattr(user, "pk", None))
+    if key not in _MANY_FOLLOWS:
+        return None
+    visible = visible_accounts_sql(user)
+    if visible is None:
+        return None
+    at, pk = decode_cursor(before) if before else (None, None)
+    statement = self_contained_walk_statement(user.pk, visible, at=at, pk=pk, n=size + 1)
+    activities = _home_rows(statement, columns)
+    if len(activities) <= size:  # the window did not hold the page
+        _MANY_FOLLOWS.discard(key)
+        return None
+    return _cut(activities, size)
 
 
 def home_feed(
@@ -335,17 +382,24 @@ def home_feed(
     """Everything on the accounts and threads `user` follows, newest first, replies included.
 
     Per-follow preferences narrow an account to the kinds chosen; a muted thread is left out
-    whatever follows it. Two queries a page: what the user follows, and the page with its people.
-    Each row's account and parent are loaded with it unless `with_account_and_parent` is False.
-    Raises ValidationError for a bad cursor.
+    whatever follows it. Two queries a page: what the user follows, and the page with its people;
+    on PostgreSQL, one for a user known to follow many accounts (`_walked_home_page`; three on a
+    page where that guess fails). Each row's account and parent are loaded with it unless
+    `with_account_and_parent` is False. Raises ValidationError for a bad cursor.
     """
+    if connection.vendor != "postgresql":
+        sources = _home_sources(user)
+        if sources.is_empty:
+            return Page(results=[], next=None)
+        return _home_page_portable(user, sources, before, size, with_account_and_parent)
+    columns = ActivityColumns(connection, with_context=with_account_and_parent)
+    walked = _walked_home_page(user, before, size, columns)
+    if walked is not None:
+        return walked
     sources = _home_sources(user)
     if sources.is_empty:
         return Page(results=[], next=None)
-    if connection.vendor == "postgresql":
-        columns = ActivityColumns(connection, with_context=with_account_and_parent)
-        return _home_page_postgresql(sources, before, size, columns)
-    return _home_page_portable(user, sources, before, size, with_account_and_parent)
+    return _home_page_postgresql(sources, before, size, columns)
 
 
 @dataclass
@@ -357,10 +411,14 @@ class RecordPage:
 def home_feed_records(user: Any, *, before: str | None = None, size: int = PAGE_SIZE) -> RecordPage:
     """`home_feed` as the API's JSON needs it: on PostgreSQL each row is an `ActivityJSON` (its
     JSON text, author and assignee included, written by PostgreSQL; no account or parent),
-    elsewhere an `Activity`. The same two queries; raises ValidationError for a bad cursor."""
+    elsewhere an `Activity`. The same queries as `home_feed`; raises ValidationError for a bad
+    cursor."""
     if connection.vendor != "postgresql":
         page = home_feed(user, before=before, size=size, with_account_and_parent=False)
         return RecordPage(results=page.results, next=page.next)
+    found = _walked_home_page(user, before, size, _HOME_JSON)
+    if found is not None:
+        return RecordPage(results=found.results, next=found.next)
     sources = _home_sources(user)
     if sources.is_empty:
         return RecordPage(results=[], next=None)
@@ -397,6 +455,11 @@ def _home_page_postgresql(
     """The page of rows `columns` loads (Activity or ActivityJSON), as a Page."""
     at, pk = decode_cursor(before) if before else (None, None)
     statement = home_page_statement(sources, at=at, pk=pk, n=size + 1)
+    return _cut(_home_rows(statement, columns), size)
+
+
+def _home_rows(statement: Statement, columns: ActivityColumns | ActivityJSONColumns) -> list[Any]:
+    """The rows `columns` loads of the ids `statement` selects, newest first."""
     if isinstance(columns, ActivityJSONColumns):
         whitespace, _, now = columns.params(timezone.now())
         statement.params.update(whitespace=whitespace, now=now)
@@ -408,7 +471,7 @@ def _home_page_postgresql(
         cursor.execute(sql, statement.params)
         activities = [columns.load(row) for row in cursor.fetchall()]
     activities.sort(key=_position, reverse=True)
-    return _cut(activities, size)
+    return activities
 
 
 def get_visible_activity(user: Any, activity_id: int | str) -> Activity:

@@ -110,6 +110,17 @@ def _fresh_cache() -> Any:
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _no_known_home_feeds() -> Any:
+    """Who is known to follow many accounts (`feed.queries`) is per process; no test inherits
+    another's guess."""
+    from feed import queries
+
+    queries._MANY_FOLLOWS.clear()
+    yield
+    queries._MANY_FOLLOWS.clear()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Tasks the code under test queues go to an in-memory broker nobody reads: a test runs
     the work itself (`work_happenings`, the jobs with a given time), and the service tests run a

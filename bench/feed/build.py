@@ -4,7 +4,8 @@
 `bench.feed.peer_settings` (Tidings' apps plus actstream), then filled with INSERT ... SELECT over
 generate_series (no ORM, no row-at-a-time work): secondary indexes are dropped during the load and
 rebuilt after it, foreign-key triggers are off for the load (`session_replication_role = replica`;
-the generator only writes ids that exist). A marker row records the data set's version and counts;
+the generator only writes ids that exist), then VACUUMed and ANALYZEd table by table with a larger
+sample than the default (`analyze`). A marker row records the data set's version and counts;
 a later run reuses the database while the marker and the counts match.
 
 The shape (deterministic: `setseed`):
@@ -350,6 +351,34 @@ def _reset_sequences(conn: psycopg.Connection[Any]) -> None:
         )
 
 
+# The tables the build loads, Tidings' and django-activity-stream's alike.
+LOADED_TABLES = (
+    "crm_team",
+    "crm_user",
+    "crm_account",
+    "feed_activity",
+    "feed_follow",
+    "actstream_action",
+    "actstream_follow",
+)
+# ANALYZE's sample, in rows per 300 (PostgreSQL's default is 100: a sample of 30,000 rows).
+# With the default, the peer's `target_stream` page 51 planned afresh after each build: account
+# 1's share of actstream_action (0.50 %) came out of the sample anywhere in 0.46-0.54 %, and above
+# ~0.53 % PostgreSQL walks the timestamp index backwards (120-130 ms) instead of its bitmap scan
+# and sort (3-5 ms), in about one build of three (docs/benchmarks-feed.md). A sample ten times
+# larger reads 0.50-0.51 % every time. The same sample for both sides' tables; no setting of
+# either side's queries changes.
+ANALYZE_TARGET = 1000
+
+
+def analyze(conn: psycopg.Connection[Any], tables: tuple[str, ...] = LOADED_TABLES) -> None:
+    """ANALYZE `tables` with the larger sample (set for this session only)."""
+    conn.execute(f"SET default_statistics_target = {ANALYZE_TARGET}")
+    for table in tables:
+        conn.execute(f"ANALYZE {table}")
+    conn.execute("RESET default_statistics_target")
+
+
 def build() -> None:
     with _connect("postgres") as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
@@ -399,8 +428,9 @@ def build() -> None:
                 for _name, definition in indexes:
                     conn.execute(definition)
             bar.update()
-            bar.set_postfix_str("VACUUM ANALYZE")
-            conn.execute("VACUUM ANALYZE")
+            bar.set_postfix_str("VACUUM, ANALYZE")
+            conn.execute("VACUUM")
+            analyze(conn)
             conn.execute(
                 "CREATE TABLE bench_feed_marker (version text NOT NULL, built_at timestamptz"
                 " NOT NULL DEFAULT now())"

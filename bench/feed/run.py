@@ -225,6 +225,10 @@ def main() -> None:
                 " author, verb = kind, target = account, timestamp = occurred_at) and one Follow"
                 " per follow with `actor_only=False` (so `user_stream` includes actions whose"
                 " target is the followed account). Default ACTSTREAM_SETTINGS.",
+                "- After the load every table of both sides is ANALYZEd with a sample ten times"
+                f" PostgreSQL's default (`default_statistics_target = {build.ANALYZE_TARGET}` for"
+                " the build's session only): with the default sample the peer's `target_stream`"
+                " page 51 took the timestamp-index plan after about one build in three.",
                 "",
                 "## What is measured",
                 "",

@@ -11,9 +11,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from crm import actions as crm_actions
 from crm.models import Account
 from crm.visibility import AccountNotFound
-from feed import home_sql
+from feed import home_sql, queries
 from feed.models import Activity, Follow, ThreadSubscription
 from feed.queries import account_timeline, get_visible_account_timeline, home_feed
 from tests.conftest import Cast, client_for, make_account
@@ -117,6 +118,92 @@ def test_home_pages_list_every_wanted_row_once_newest_first(
     assert len(expected) > 60
     for size in (7, 25):
         assert _all_pages(cast.teammate, size) == expected
+
+
+def _pages_by_two_queries(user: Any, size: int) -> list[list[int]]:
+    pages, before = [], None
+    while True:
+        queries._MANY_FOLLOWS.clear()
+        with CaptureQueriesContext(connection) as captured:
+            page = home_feed(user, before=before, size=size)
+        assert len(captured) <= 2
+        pages.append([a.pk for a in page.results])
+        if page.next is None:
+            return pages
+        before = page.next
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-query walk: PostgreSQL")
+def test_a_user_known_to_follow_many_accounts_gets_the_same_pages_in_one_query(
+    cast: Cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walk that reads the follows itself (`home_sql.self_contained_walk_statement`) lists
+    what the two queries list, for every kind of follow (explicit with and without kinds, owner,
+    account team, threads, mutes, accounts out of sight) and every role."""
+    _, accounts = _history(cast)
+    granted = accounts["other"]
+    crm_actions.grant_account_access(actor=cast.admin, account=granted, user=cast.outsider)
+    Follow.objects.create(user=cast.owner, account=accounts["calls"], kinds=["email", "task"])
+    for body in ("other 7", "all 5"):  # on an account erin was granted, and on one out of sight
+        thread = Activity.objects.get(body=body)
+        ThreadSubscription.objects.create(user=cast.outsider, thread=thread)
+        Activity.objects.create(
+            account=thread.account,
+            kind="comment",
+            author=cast.owner,
+            parent=thread,
+            body=f"reply to {body}",
+            occurred_at=thread.occurred_at + dt.timedelta(seconds=1),
+        )
+    monkeypatch.setattr(home_sql, "WALK_FROM_FOLLOWS", 0)  # everyone follows "many"
+    monkeypatch.setattr(home_sql, "WALK_WINDOW", 10_000)  # the walk finds every page
+    people = [cast.owner, cast.teammate, cast.outsider, cast.support, cast.manager, cast.admin]
+    for user in people:
+        expected = _pages_by_two_queries(user, 7)
+        pages, before = [], None
+        while True:
+            queries._MANY_FOLLOWS.add((connection.alias, user.pk))
+            with CaptureQueriesContext(connection) as captured:
+                page = home_feed(user, before=before, size=7)
+            pages.append([a.pk for a in page.results])
+            if page.next is None:
+                break
+            assert len(captured) == 1, user.username  # a full page: the walk alone
+            before = page.next
+        assert pages == expected, user.username
+    assert any(len(p) == 7 for p in _pages_by_two_queries(cast.outsider, 7))
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-query walk: PostgreSQL")
+def test_a_walk_that_finds_too_few_falls_back_and_forgets_the_guess(
+    cast: Cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected, _ = _history(cast)
+    monkeypatch.setattr(home_sql, "WALK_WINDOW", 12)
+    queries._MANY_FOLLOWS.add((connection.alias, cast.teammate.pk))  # a stale guess: bob follows 3
+    with CaptureQueriesContext(connection) as captured:
+        page = home_feed(cast.teammate, size=25)
+    assert [a.pk for a in page.results] == expected[:25]
+    assert len(captured) == 3  # the walk, then what bob follows and the page
+    assert (connection.alias, cast.teammate.pk) not in queries._MANY_FOLLOWS
+    with CaptureQueriesContext(connection) as captured:
+        home_feed(cast.teammate, before=page.next, size=25)
+    assert len(captured) == 2
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-query walk: PostgreSQL")
+def test_the_api_home_page_of_a_user_known_to_follow_many_is_one_query(
+    cast: Cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _history(cast)
+    monkeypatch.setattr(home_sql, "WALK_FROM_FOLLOWS", 3)  # bob follows 3 accounts
+    first = client_for(cast.teammate).get("/api/v1/feed/")
+    assert (connection.alias, cast.teammate.pk) in queries._MANY_FOLLOWS
+    with CaptureQueriesContext(connection) as captured:
+        again = client_for(cast.teammate).get("/api/v1/feed/")
+    page_queries = [q for q in captured.captured_queries if "feed_activity" in q["sql"]]
+    assert len(page_queries) == 1
+    assert again.content == first.content
 
 
 def test_home_page_carries_authors_assignees_accounts_and_parents(cast: Cast) -> None:
