@@ -10,7 +10,6 @@ instance with the database converters the ORM would apply (JSON, SQLite datetime
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import sys
 import weakref
@@ -201,31 +200,8 @@ def _prepared_classes() -> tuple[type[Any], type[Any]] | None:
     except ImportError:  # psycopg 2: no server-side binding through Django
         return None
 
-    from psycopg import _queries
-
-    class KeptConversionQuery(_queries.PostgresQuery):
-        """psycopg's conversion of a statement's text (placeholders to `$n`), kept for texts of
-        any length: psycopg keeps it for texts up to 4 KiB only (`MAX_CACHED_STATEMENT_LENGTH`),
-        and the home pages' statements are longer (converting 5 KB again was ~35 us a page, a
-        twentieth of the page). The page statements' texts are a few shapes, so the cache stays
-        small. psycopg's private module: pinned in pyproject.toml, and every page test runs it."""
-
-        __slots__ = ()
-        converted = staticmethod(functools.lru_cache(maxsize=256)(_queries._query2pg_nocache))
-
-        def convert(self, query: Any, vars: Any) -> None:
-            if vars is None or not isinstance(query, str):
-                super().convert(query, vars)
-                return
-            encoding = self._tx.encoding
-            converted = self.converted(query.encode(encoding), encoding)
-            self.query, self._want_formats, self._order, self._parts = converted
-            self.dump(vars)
-
     class PreparedCursor(ServerBindingCursor):  # type: ignore[misc, valid-type]
         """A server-binding cursor whose every statement is prepared (once per connection)."""
-
-        _query_cls = KeptConversionQuery
 
         def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
             kwargs["prepare"] = True

@@ -226,25 +226,3 @@ def test_a_prepared_cursor_in_use_is_not_shared_by_a_nested_one(cast: Cast) -> N
         assert outer.fetchall() == [(1,), (2,), (3,)]
     with prepared_cursor() as again:
         assert again.cursor is outer.cursor  # kept for the next page
-
-
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements: PostgreSQL")
-def test_a_page_statement_longer_than_psycopgs_cache_is_converted_once(db: None) -> None:
-    """psycopg keeps its conversion of a text (placeholders to $n) for texts up to 4 KiB; the
-    prepared cursor keeps it for the page statements, which are longer."""
-    from psycopg import _queries
-
-    from feed.sqlrows import _PREPARED, prepared_cursor
-
-    assert _PREPARED is not None
-    converted = _PREPARED[0]._query_cls.converted
-    sql = "SELECT %(n)s::int -- " + "x" * _queries.MAX_CACHED_STATEMENT_LENGTH
-    for n in (1, 2):
-        before = converted.cache_info()
-        with prepared_cursor() as cursor:
-            cursor.execute(sql, {"n": n})
-            assert cursor.fetchall() == [(n,)]
-        after = converted.cache_info()
-        assert (after.misses - before.misses, after.hits - before.hits) == (
-            (1, 0) if n == 1 else (0, 1)
-        )
