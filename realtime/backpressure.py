@@ -64,8 +64,8 @@ def _kernel_queued(fileno: int) -> int:
     answer = array.array("i", [0])
     try:
         fcntl.ioctl(fileno, termios.TIOCOUTQ, answer, True)
-    except OSError:
-        return 0  # closed meanwhile, or not a TCP socket
+    except (OSError, ValueError):
+        return 0  # closed meanwhile (a closed Twisted transport's fileno is -1), or not TCP
     return answer[0]
 
 
