@@ -23,11 +23,12 @@ class RequestThreads:
 
     Django runs each request in a `ThreadSensitiveContext` of its own, which starts a thread
     for the request and joins it when the request ends, both on the event loop: profiled on the
-    real-time benchmark, `Thread.start` and the join took ~0.5 ms of the loop per post, the start
-    ahead of the view (docs/benchmarks.md). A request still gets a thread to itself for all its
-    thread-sensitive calls, as under a WSGI server's thread pool; an executor is taken back only
-    once everything submitted to it has run (a view still running after its client went away
-    keeps its thread until it ends), so no two requests ever share one at the same time.
+    real-time benchmark (busy machine), `Thread.start` and the join took about 1 ms of the loop
+    per post, the start ahead of the view (docs/benchmarks.md). A request still gets a thread to
+    itself for all its thread-sensitive calls, as under a WSGI server's thread pool; an executor
+    is taken back only once everything submitted to it has run (a view still running after its
+    client went away keeps its thread until it ends), so no two requests ever share one at the
+    same time.
     """
 
     def __init__(self, idle_limit: int = IDLE_REQUEST_THREADS) -> None:
