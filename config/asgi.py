@@ -7,9 +7,65 @@ from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
+import asyncio
+import concurrent.futures
+
 import django
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core.handlers.asgi import ASGIHandler
+
+# Request threads kept for the next request once their request is over (beyond this, they end).
+IDLE_REQUEST_THREADS = 32
+
+
+class RequestThreads:
+    """Single-thread executors for requests, reused instead of one new thread per request.
+
+    Django runs each request in a `ThreadSensitiveContext` of its own, which starts a thread
+    for the request and joins it when the request ends, both on the event loop: profiled on the
+    real-time benchmark (busy machine), `Thread.start` and the join took about 1 ms of the loop
+    per post, the start ahead of the view (docs/benchmarks.md). A request still gets a thread to
+    itself for all its thread-sensitive calls, as under a WSGI server's thread pool; an executor
+    is taken back only once everything submitted to it has run (a view still running after its
+    client went away keeps its thread until it ends), so no two requests ever share one at the
+    same time.
+    """
+
+    def __init__(self, idle_limit: int = IDLE_REQUEST_THREADS) -> None:
+        self.idle: list[concurrent.futures.ThreadPoolExecutor] = []
+        self.idle_limit = idle_limit
+
+    def take(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self.idle:
+            return self.idle.pop()
+        return concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="request")
+
+    def give_back(self, executor: concurrent.futures.ThreadPoolExecutor) -> asyncio.Future[None]:
+        """Keep `executor` for another request once its queue has drained; the future is done
+        when it is kept (or ended)."""
+        loop = asyncio.get_running_loop()
+        kept: asyncio.Future[None] = loop.create_future()
+
+        def keep() -> None:
+            if len(self.idle) < self.idle_limit:
+                self.idle.append(executor)
+            else:
+                executor.shutdown(wait=False)
+            if not kept.done():
+                kept.set_result(None)
+
+        def drained(_done: object) -> None:
+            try:
+                loop.call_soon_threadsafe(keep)
+            except RuntimeError:  # the loop is closed: the process is ending
+                executor.shutdown(wait=False)
+
+        executor.submit(_nothing).add_done_callback(drained)
+        return kept
+
+
+def _nothing() -> None:
+    return None
 
 
 class OneHopASGIHandler(ASGIHandler):
@@ -27,8 +83,22 @@ class OneHopASGIHandler(ASGIHandler):
     calls it with `async_to_sync` from the thread.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads = RequestThreads()
+
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        executor = self.threads.take()
+        try:
+            async with ThreadSensitiveContext(executor=executor):
+                await self.handle(scope, receive, send)
+        finally:
+            self.threads.give_back(executor)
 
     async def get_response_async(self, request: Any) -> Any:
         return await sync_to_async(self.get_response, thread_sensitive=True)(request)

@@ -19,6 +19,7 @@ from django.db.models import OuterRef, Q, QuerySet
 from django.http import Http404
 
 from crm.models import Account, AccountTeamMember, Team, User
+from crm.sqlrows import ModelColumns, columns_of
 
 
 class AccountNotFound(Http404):
@@ -100,16 +101,66 @@ def can_see_account(user: Any, account_id: int) -> bool:
     return visible_accounts(user).filter(pk=account_id).exists()
 
 
+# The largest primary key a bigint column holds: a larger id names no account.
+_MAX_PK = 2**63 - 1
+
+
 def get_visible_account(user: Any, account_id: int | str) -> Account:
-    """The account with this id if `user` may see it; raises `AccountNotFound` otherwise."""
+    """The account with this id, its owner and team loaded, if `user` may see it; raises
+    `AccountNotFound` otherwise.
+
+    One hand-written statement: the policy's compiled SQL (`visible_accounts_sql`) as a condition
+    on the account and its joins. Building and compiling the equivalent queryset was 0.66 ms
+    of the 1.09 ms this took on every post (docs/benchmarks.md)."""
     try:
         pk = int(account_id)
     except (TypeError, ValueError):
         raise AccountNotFound() from None
-    account = visible_accounts(user).select_related("owner", "team").filter(pk=pk).first()
-    if account is None:
+    visible = visible_accounts_sql(user)
+    if visible is None or not 0 < pk <= _MAX_PK:
         raise AccountNotFound()
+    sql, params = visible
+    with connection.cursor() as cursor:
+        cursor.execute(_one_account_sql(sql), (pk, *params))
+        row = cursor.fetchone()
+    if row is None:
+        raise AccountNotFound()
+    account = _load_with_owner_and_team(row)
     account._seen_by = (getattr(user, "pk", None), time.monotonic())  # type: ignore[attr-defined]
+    return account
+
+
+def _columns() -> tuple[ModelColumns[Account], ModelColumns[User], ModelColumns[Team]]:
+    return (
+        columns_of(Account, "a", connection),
+        columns_of(User, "o", connection),
+        columns_of(Team, "t", connection),
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _one_account_sql(visible_sql: str) -> str:
+    """The account `%s` with its owner and team, if among `visible_sql`'s ids (what
+    `select_related("owner", "team")` selects; both keys are NOT NULL, hence inner joins)."""
+    account, owner, team = _columns()
+    quote = connection.ops.quote_name
+    return (
+        f"SELECT {account.select}, {owner.select}, {team.select}"  # noqa: S608 - fixed text; values are parameters
+        f" FROM {quote(Account._meta.db_table)} a"
+        f" INNER JOIN {quote(User._meta.db_table)} o ON o.{quote('id')} = a.{quote('owner_id')}"
+        f" INNER JOIN {quote(Team._meta.db_table)} t ON t.{quote('id')} = a.{quote('team_id')}"
+        f" WHERE a.{quote('id')} = %s AND a.{quote('id')} IN ({visible_sql})"
+    )
+
+
+def _load_with_owner_and_team(row: tuple[Any, ...]) -> Account:
+    account_columns, owner_columns, team_columns = _columns()
+    account = account_columns.load(row, 0)
+    owner = owner_columns.load(row, account_columns.width)
+    team = team_columns.load(row, account_columns.width + owner_columns.width)
+    assert account is not None  # noqa: S101 - the row was found by the account's key
+    Account._meta.get_field("owner").set_cached_value(account, owner)  # type: ignore[union-attr]
+    Account._meta.get_field("team").set_cached_value(account, team)  # type: ignore[union-attr]
     return account
 
 

@@ -2,9 +2,9 @@
 
 The feed's page queries are written by hand (`feed.queries`): on a page of 25 threads Django's
 query compiler, `select_related` and `prefetch_related` machinery cost several times what
-PostgreSQL spends answering (docs/benchmarks-feed.md). `ModelColumns` is the other half: the select
-list of one model under a table alias, and the conversion of that run of a result row into an
-instance with the database converters the ORM would apply (JSON, SQLite datetimes, ...).
+PostgreSQL spends answering (docs/benchmarks-feed.md). `crm.sqlrows.ModelColumns` is the other
+half: the select list of one model under a table alias, and the conversion of that run of a result
+row into an instance with the database converters the ORM would apply (JSON, SQLite datetimes, ...).
 """
 
 from __future__ import annotations
@@ -13,87 +13,20 @@ import datetime as dt
 import json
 import sys
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from django.db import connection as default_connection
-from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model, QuerySet
 
 from crm.models import Account, User
+from crm.sqlrows import ModelColumns, columns_of
 from feed.models import Activity
 
 M = TypeVar("M", bound=Model)
-Converter = Callable[[Any, Any, BaseDatabaseWrapper], Any]
-
-
-class ModelColumns(Generic[M]):
-    """All concrete columns of `model` under `alias`, and how to load them from a row.
-
-    Build them with `columns_of`, which keeps them: finding the converters costs more than loading
-    a page of rows."""
-
-    def __init__(
-        self,
-        model: type[M],
-        alias: str,
-        connection: BaseDatabaseWrapper,
-        only: tuple[str, ...] | None = None,
-    ) -> None:
-        fields = [
-            field
-            for field in model._meta.concrete_fields
-            if only is None or field.attname in only or field.primary_key
-        ]
-        self.model = model
-        self.connection = connection
-        self.db = connection.alias
-        self.width = len(fields)
-        self.attnames = [field.attname for field in fields]
-        self.select = ", ".join(f'{alias}."{field.column}"' for field in fields)
-        self.converters: list[tuple[int, list[Converter], Any]] = []
-        for index, field in enumerate(fields):
-            column = field.get_col(alias)
-            found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
-            if found:
-                self.converters.append((index, found, column))
-
-    def load(self, row: Sequence[Any], start: int) -> M | None:
-        """The instance in `row[start:start + width]`; None when its primary key is NULL (a LEFT
-        JOIN that found nothing)."""
-        values = list(row[start : start + self.width])
-        if values[0] is None:
-            return None
-        for index, converters, column in self.converters:
-            value = values[index]
-            for convert in converters:
-                value = convert(value, column, self.connection)
-            values[index] = value
-        return self.model.from_db(self.db, self.attnames, values)
-
-
-_KEPT: dict[tuple[type[Model], str, str, tuple[str, ...] | None], ModelColumns[Any]] = {}
-
-
-def columns_of(
-    model: type[M],
-    alias: str,
-    connection: BaseDatabaseWrapper,
-    only: tuple[str, ...] | None = None,
-) -> ModelColumns[M]:
-    """`ModelColumns(model, alias, connection, only)`, made once per database alias. The
-    converters are bound to the first connection object of that alias; every thread's connection
-    to one alias has the same settings, which is all they read. Fields left out of `only` are
-    deferred, as with `QuerySet.only`."""
-    real = connections[connection.alias]
-    key = (model, alias, real.alias, only)
-    kept = _KEPT.get(key)
-    if kept is None:
-        kept = _KEPT[key] = ModelColumns(model, alias, real, only)
-    return kept
 
 
 def set_prefetched(instance: Model, name: str, model: type[M], related: list[M]) -> None:

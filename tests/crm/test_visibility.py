@@ -117,3 +117,48 @@ def test_who_can_see_many_accounts_reads_the_policy_backwards(cast: Cast) -> Non
         assert set(people_who_can_see(account).values_list("pk", flat=True)) == expected
     assert seen[999_999] == set()
     assert seen[cast.west_account.pk] == {cast.outsider.pk, cast.admin.pk}
+
+
+def test_get_visible_account_agrees_with_the_policy_for_everyone_in_one_statement(
+    cast: Cast,
+) -> None:
+    """`get_visible_account` runs the policy's compiled SQL by hand: it must answer what
+    `visible_accounts` answers for every user and account (a grant, a manager, an inactive user,
+    an archived and a merged account), with the owner and team loaded in that one statement."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from crm.models import Account, User
+
+    granted = make_account(cast.admin, cast.teammate, "Other East")
+    actions.grant_account_access(actor=cast.admin, account=granted, user=cast.outsider)
+    archived = make_account(cast.admin, cast.owner, "Gone")
+    Account.objects.filter(pk=archived.pk).update(archived_at=timezone.now())
+    merged = make_account(cast.admin, cast.owner, "Merged away")
+    Account.objects.filter(pk=merged.pk).update(merged_into=cast.account)
+    User.objects.filter(pk=cast.teammate.pk).update(is_active=False)
+    accounts = list(Account.objects.all())
+    for user in User.objects.all():
+        seen = set(visible_accounts(user).values_list("pk", flat=True))
+        for account in accounts:
+            if account.pk not in seen:
+                with pytest.raises(AccountNotFound):
+                    get_visible_account(user, account.pk)
+                continue
+            with CaptureQueriesContext(connection) as queries:
+                got = get_visible_account(user, str(account.pk))
+                names = (got.name, got.owner.username, got.team.name)
+            assert len(queries) == 1, (user.username, account.name)
+            assert got.pk == account.pk
+            assert names == (account.name, account.owner.username, account.team.name)
+            assert got.created_at == account.created_at  # converted as the ORM converts it
+    assert {pk for pk in (archived.pk, merged.pk)}.isdisjoint(
+        visible_accounts(cast.admin).values_list("pk", flat=True)
+    )
+
+
+@pytest.mark.parametrize("odd", ["0", "-1", str(2**63), "1e3", "", None])
+def test_an_id_that_names_no_account_is_not_found(cast: Cast, odd: str | None) -> None:
+    with pytest.raises(AccountNotFound):
+        get_visible_account(cast.admin, odd)  # type: ignore[arg-type]

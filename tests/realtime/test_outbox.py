@@ -52,3 +52,53 @@ async def test_a_post_is_published_before_other_after_commit_work_in_channel_ord
     await database_sync_to_async(post)()
     # Registered before the post's event, run after it; one message for all of the post's rows.
     assert seen_after_commit == ["access", "events"]
+
+
+def test_events_recorded_together_are_stored_as_one_chain_in_three_statements(
+    cast: Cast,
+) -> None:
+    """`record_events` writes its rows by hand (one lock, one statement for the predecessor and
+    the ids, one INSERT): what is stored is what the ORM would have stored, JSON included."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from realtime import outbox
+    from realtime.models import Event
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the hand-written INSERT is PostgreSQL's path")
+    before = outbox.newest_event_id()
+    data = {"id": 7, "body": "Grüße ✓ \u200b", "nested": {"list": [1, None, True]}}
+    with transaction.atomic(), CaptureQueriesContext(connection) as statements:
+        made = outbox.record_events(
+            [
+                ("account:1", "activity.created", data, "thread:7"),
+                ("team:1", "activity.created", data, ""),
+            ]
+        )
+    assert len(statements) == 3
+    stored = list(Event.objects.filter(id__gt=before).order_by("id"))
+    assert [(e.id, e.prev_id, e.stream, e.topic, e.type, e.data) for e in stored] == [
+        (made[0].id, before or None, "account:1", "thread:7", "activity.created", data),
+        (made[1].id, made[0].id, "team:1", "", "activity.created", data),
+    ]
+    assert stored[0].created_at == made[0].created_at is not None
+
+
+def test_a_batch_larger_than_one_insert_is_stored_whole(cast: Cast) -> None:
+    from django.db import connection
+
+    from realtime import outbox
+    from realtime.models import Event
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the hand-written INSERT is PostgreSQL's path")
+    before = outbox.newest_event_id()
+    count = outbox.ROWS_PER_INSERT + 1
+    with transaction.atomic():
+        outbox.record_events([("user:1", "follow.changed", {"n": n}, "") for n in range(count)])
+    stored = list(
+        Event.objects.filter(id__gt=before).order_by("id").values_list("id", "prev_id", "data")
+    )
+    assert [data["n"] for _id, _prev, data in stored] == list(range(count))
+    assert [prev for _id, prev, _data in stored[1:]] == [pk for pk, _prev, _data in stored[:-1]]
