@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from django.utils import timezone
 
 from feed.actions import (
@@ -118,6 +119,9 @@ def test_a_batch_touches_all_its_accounts_in_one_statement(cast: Cast) -> None:
     from django.test.utils import CaptureQueriesContext
 
     from feed.actions.mail import NewEmail, log_emails
+
+    if connection.vendor != "postgresql":
+        pytest.skip("one sorted statement is PostgreSQL's path; SQLite updates each account")
 
     accounts = [make_account(cast.admin, cast.owner, f"Co {n}") for n in range(6)]
     log_call(actor=cast.owner, account=accounts[0], body="just now")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
 from django.utils import timezone
 
 from crm import actions as crm_actions
@@ -265,6 +266,9 @@ def test_a_batch_takes_the_same_statements_however_many_happenings(cast: Cast) -
     from django.test.utils import CaptureQueriesContext
 
     from crm.models import Account
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a constant count is PostgreSQL's path; elsewhere events go one at a time")
 
     accounts = [cast.account, cast.west_account]
     accounts += [
