@@ -48,6 +48,12 @@ def write(doc: Path, generated: str, after: str = "") -> None:
     doc.write_text("\n".join(parts))
 
 
+def summary(heading: str, intro: str, table: str | list[str]) -> str:
+    """A summary's text: its heading, a line of what ran and where the rest is, its table."""
+    rows = table if isinstance(table, list) else [table]
+    return "\n".join([f"### {heading}", "", intro, "", *rows])
+
+
 def summarise(name: str, text: str, doc: Path = INDEX) -> None:
     """Put `text` in `doc` as the summary `name`: in place of the one it had, or after the
     others (before the reading) when it is the first of its name."""

@@ -66,6 +66,31 @@ class ModelColumns(Generic[M]):
         return self.model.from_db(self.db, self.attnames, values)
 
 
+class JoinedColumns(Generic[M]):
+    """`base` with the rows of some of its foreign keys joined in, as `select_related` loads them:
+    one select list, and the instance with each related row cached on its field (None for a
+    LEFT JOIN that found nothing). `related` is (field name, that row's columns), in the order
+    the select list gives them."""
+
+    def __init__(
+        self, base: ModelColumns[M], related: Sequence[tuple[str, ModelColumns[Any]]]
+    ) -> None:
+        self.base = base
+        self.runs = [(base.model._meta.get_field(name), columns) for name, columns in related]
+        self.select = ", ".join([base.select, *(columns.select for _, columns in self.runs)])
+
+    def load(self, row: Sequence[Any]) -> M | None:
+        """The instance at the start of `row`, its related rows cached; None as `ModelColumns`."""
+        instance = self.base.load(row, 0)
+        if instance is None:
+            return None
+        start = self.base.width
+        for field, columns in self.runs:
+            field.set_cached_value(instance, columns.load(row, start))  # type: ignore[union-attr]
+            start += columns.width
+        return instance
+
+
 _KEPT: dict[tuple[type[Model], str, str, tuple[str, ...] | None], ModelColumns[Any]] = {}
 
 

@@ -14,12 +14,12 @@ from typing import Any
 
 from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import EmptyResultSet
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import OuterRef, Q, QuerySet
 from django.http import Http404
 
 from crm.models import Account, AccountTeamMember, Team, User
-from crm.sqlrows import ModelColumns, columns_of
+from crm.sqlrows import JoinedColumns, columns_of
 
 
 class AccountNotFound(Http404):
@@ -125,43 +125,35 @@ def get_visible_account(user: Any, account_id: int | str) -> Account:
         row = cursor.fetchone()
     if row is None:
         raise AccountNotFound()
-    account = _load_with_owner_and_team(row)
+    account = _account_columns(connection.alias).load(row)
+    assert account is not None  # noqa: S101 - the row was found by the account's key
     account._seen_by = (getattr(user, "pk", None), time.monotonic())  # type: ignore[attr-defined]
     return account
 
 
-def _columns() -> tuple[ModelColumns[Account], ModelColumns[User], ModelColumns[Team]]:
-    return (
-        columns_of(Account, "a", connection),
-        columns_of(User, "o", connection),
-        columns_of(Team, "t", connection),
+@functools.lru_cache(maxsize=8)
+def _account_columns(alias: str) -> JoinedColumns[Account]:
+    """An account `a` with its owner `o` and team `t` (what `select_related("owner", "team")`
+    loads), for database `alias`."""
+    db = connections[alias]
+    return JoinedColumns(
+        columns_of(Account, "a", db),
+        [("owner", columns_of(User, "o", db)), ("team", columns_of(Team, "t", db))],
     )
 
 
 @functools.lru_cache(maxsize=256)
 def _one_account_sql(visible_sql: str) -> str:
-    """The account `%s` with its owner and team, if among `visible_sql`'s ids (what
-    `select_related("owner", "team")` selects; both keys are NOT NULL, hence inner joins)."""
-    account, owner, team = _columns()
+    """The account `%s` with its owner and team, if among `visible_sql`'s ids (both keys are NOT
+    NULL, hence inner joins)."""
     quote = connection.ops.quote_name
     return (
-        f"SELECT {account.select}, {owner.select}, {team.select}"  # noqa: S608 - fixed text; values are parameters
+        f"SELECT {_account_columns(connection.alias).select}"  # noqa: S608 - fixed text; values are parameters
         f" FROM {quote(Account._meta.db_table)} a"
         f" INNER JOIN {quote(User._meta.db_table)} o ON o.{quote('id')} = a.{quote('owner_id')}"
         f" INNER JOIN {quote(Team._meta.db_table)} t ON t.{quote('id')} = a.{quote('team_id')}"
         f" WHERE a.{quote('id')} = %s AND a.{quote('id')} IN ({visible_sql})"
     )
-
-
-def _load_with_owner_and_team(row: tuple[Any, ...]) -> Account:
-    account_columns, owner_columns, team_columns = _columns()
-    account = account_columns.load(row, 0)
-    owner = owner_columns.load(row, account_columns.width)
-    team = team_columns.load(row, account_columns.width + owner_columns.width)
-    assert account is not None  # noqa: S101 - the row was found by the account's key
-    Account._meta.get_field("owner").set_cached_value(account, owner)  # type: ignore[union-attr]
-    Account._meta.get_field("team").set_cached_value(account, team)  # type: ignore[union-attr]
-    return account
 
 
 # How long the verdict of `get_visible_account` on an account it returned stands as proof for

@@ -23,7 +23,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model, QuerySet
 
 from crm.models import Account, User
-from crm.sqlrows import ModelColumns, columns_of
+from crm.sqlrows import JoinedColumns, ModelColumns, columns_of
 from feed.models import Activity
 
 M = TypeVar("M", bound=Model)
@@ -52,10 +52,6 @@ PERSON_FIELDS = (
     "is_staff",
     "is_superuser",
 )
-_AUTHOR = Activity._meta.get_field("author")
-_ASSIGNEE = Activity._meta.get_field("assignee")
-_ACCOUNT = Activity._meta.get_field("account")
-_PARENT = Activity._meta.get_field("parent")
 
 
 class ActivityColumns:
@@ -68,32 +64,28 @@ class ActivityColumns:
     )
 
     def __init__(self, connection: BaseDatabaseWrapper, *, with_context: bool = False) -> None:
-        self.activity = columns_of(Activity, "a", connection)
-        self.runs: list[tuple[Any, ModelColumns[Any]]] = [
-            (_AUTHOR, columns_of(User, "au", connection, PERSON_FIELDS)),
-            (_ASSIGNEE, columns_of(User, "aa", connection, PERSON_FIELDS)),
+        related: list[tuple[str, ModelColumns[Any]]] = [
+            ("author", columns_of(User, "au", connection, PERSON_FIELDS)),
+            ("assignee", columns_of(User, "aa", connection, PERSON_FIELDS)),
         ]
         joins = [self.JOINS]
         if with_context:
-            self.runs += [
-                (_ACCOUNT, columns_of(Account, "ac", connection)),
-                (_PARENT, columns_of(Activity, "ap", connection)),
+            related += [
+                ("account", columns_of(Account, "ac", connection)),
+                ("parent", columns_of(Activity, "ap", connection)),
             ]
             joins += [
                 "JOIN crm_account ac ON ac.id = a.account_id",
                 "LEFT JOIN feed_activity ap ON ap.id = a.parent_id",
             ]
-        self.select = ", ".join([self.activity.select] + [c.select for _, c in self.runs])
+        self.columns = JoinedColumns(columns_of(Activity, "a", connection), related)
+        self.select = self.columns.select
         self.joins = " ".join(joins)
 
     def load(self, row: Sequence[Any]) -> Activity:
-        activity = self.activity.load(row, 0)
+        activity = self.columns.load(row)
         if activity is None:
             raise ValueError("a row without an activity")
-        start = self.activity.width
-        for field, columns in self.runs:
-            field.set_cached_value(activity, columns.load(row, start))
-            start += columns.width
         return activity
 
 

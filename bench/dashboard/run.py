@@ -99,15 +99,11 @@ def main(argv: list[str] | None = None) -> None:
     command = " ".join(["python -m bench.dashboard", *(sys.argv[1:] if argv is None else argv)])
     notes.summarise(
         "dashboard",
-        "\n".join(
-            [
-                "### Dashboard and request queue (issue 7)",
-                "",
-                f"`{command}`, run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, clock at"
-                f" {report['now']}: {verdicts}. The bar and the readings:"
-                " [benchmarks-dashboard.md](benchmarks-dashboard.md).",
-                "",
-                table(report["results"]),
-            ]
+        notes.summary(
+            "Dashboard and request queue (issue 7)",
+            f"`{command}`, run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, clock at"
+            f" {report['now']}: {verdicts}. The bar and the readings:"
+            " [benchmarks-dashboard.md](benchmarks-dashboard.md).",
+            table(report["results"]),
         ),
     )

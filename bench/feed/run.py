@@ -264,14 +264,10 @@ def main() -> None:
     print(f"wrote {DOC.relative_to(build.REPO_ROOT)}", file=sys.stderr)
     notes.summarise(
         "feed",
-        "\n".join(
-            [
-                "### Feed pages against django-activity-stream (issue 3)",
-                "",
-                f"`{command.strip()}`, run {when}; the data set, the method, the query plans of"
-                f" missed bars and the readings: [{DOC.name}]({DOC.name}).",
-                "",
-                *table,
-            ]
+        notes.summary(
+            "Feed pages against django-activity-stream (issue 3)",
+            f"`{command.strip()}`, run {when}; the data set, the method, the query plans of"
+            f" missed bars and the readings: [{DOC.name}]({DOC.name}).",
+            table,
         ),
     )

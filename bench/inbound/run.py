@@ -491,14 +491,10 @@ def _report(r: dict[str, Any]) -> None:
     judged = lines[header : header + 2] + [row for row in rows if not row.endswith("| | |")]
     notes.summarise(
         "inbound",
-        "\n".join(
-            [
-                "### Inbound email (issue 6)",
-                "",
-                f"`{command}`, run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; the whole table, the"
-                f" CPU split and the readings: [{DOC.name}]({DOC.name}).",
-                "",
-                *judged,
-            ]
+        notes.summary(
+            "Inbound email (issue 6)",
+            f"`{command}`, run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; the whole table, the"
+            f" CPU split and the readings: [{DOC.name}]({DOC.name}).",
+            judged,
         ),
     )

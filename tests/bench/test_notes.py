@@ -47,3 +47,16 @@ def test_a_summary_goes_into_a_document_without_a_reading(tmp_path: Path) -> Non
     notes.summarise("inbound", "700 msg/s", doc)
     assert list(notes.summaries(doc)) == ["inbound"]
     assert "700 msg/s" in doc.read_text() and notes.kept(doc) == ""
+
+
+def test_a_summary_is_its_heading_a_line_and_its_table() -> None:
+    rows = ["| a | b |", "|---|---|", "| 1 | 2 |"]
+    text = notes.summary("Feed (issue 3)", "`python -m bench.feed`, run now.", rows)
+    assert text.splitlines() == [
+        "### Feed (issue 3)",
+        "",
+        "`python -m bench.feed`, run now.",
+        "",
+        *rows,
+    ]
+    assert notes.summary("X", "y", "\n".join(rows)) == notes.summary("X", "y", rows)
