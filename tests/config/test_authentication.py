@@ -1,4 +1,4 @@
-"""REST API tokens (integrations/tokens.py): DRF's answers, in one hand-written statement."""
+"""REST API tokens (config/authentication.py): DRF's answers, in one hand-written statement."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIClient
 
-from integrations.tokens import TokenAuthentication
+from config.authentication import TokenAuthentication
 from tests.conftest import Cast
 
 
