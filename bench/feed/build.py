@@ -1,12 +1,13 @@
 """The data set of DESIGN.md section 7, built with bulk SQL in a database of its own.
 
-`tidings_feedbench` is created afresh and migrated with `manage.py migrate` under
-`bench.feed.peer_settings` (Tidings' apps plus actstream), then filled with INSERT ... SELECT over
-generate_series (no ORM, no row-at-a-time work): secondary indexes are dropped during the load and
-rebuilt after it, foreign-key triggers are off for the load (`session_replication_role = replica`;
-the generator only writes ids that exist), then VACUUMed and ANALYZEd table by table with a larger
-sample than the default (`analyze`). A marker row records the data set's version and counts;
-a later run reuses the database while the marker and the counts match.
+`tidings_feedbench` (or `$TIDINGS_FEEDBENCH_DB`) is created afresh and migrated with
+`manage.py migrate` under `bench.feed.peer_settings` (Tidings' apps plus actstream), then filled
+with INSERT ... SELECT over generate_series (no ORM, no row-at-a-time work): secondary indexes
+are dropped during the load and rebuilt after it, foreign-key triggers are off for the load
+(`session_replication_role = replica`; the generator only writes ids that exist), then VACUUMed
+and ANALYZEd table by table with a larger sample than the default (`analyze`). A marker row
+records the data set's version and counts; a later run reuses the database while the marker and
+the counts match.
 
 The shape (deterministic: `setseed`):
 
@@ -43,7 +44,9 @@ from tqdm import tqdm
 PG_HOST = "127.0.0.1"
 PG_PORT = 5432
 PG_USER = "postgres"
-DB_NAME = "tidings_feedbench"
+# TIDINGS_FEEDBENCH_DB names another database, for a branch whose schema differs from main's: two
+# checkouts sharing one name would rebuild it (~40 s) at every switch of an A/B comparison.
+DB_NAME = os.environ.get("TIDINGS_FEEDBENCH_DB", "tidings_feedbench")
 DATABASE_URL = f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{DB_NAME}"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
