@@ -34,7 +34,7 @@ PAGE_SIZE = 25
 # The select lists of the API's pages (fixed text: made once). The timeline's statement takes
 # positional parameters, the home page's named ones.
 _TIMELINE_JSON = ActivityJSONColumns()
-_HOME_JSON = ActivityJSONColumns(whitespace="%(whitespace)s", now="%(now)s")
+_HOME_JSON = ActivityJSONColumns(now="%(now)s")
 
 
 @dataclass
@@ -461,8 +461,8 @@ def _home_page_postgresql(
 def _home_rows(statement: Statement, columns: ActivityColumns | ActivityJSONColumns) -> list[Any]:
     """The rows `columns` loads of the ids `statement` selects, newest first."""
     if isinstance(columns, ActivityJSONColumns):
-        whitespace, _, now = columns.params(timezone.now())
-        statement.params.update(whitespace=whitespace, now=now)
+        (now,) = columns.params(timezone.now())
+        statement.params["now"] = now
     sql = (
         f"WITH page AS ({statement.sql}) SELECT {columns.select} FROM page "  # noqa: S608 -- fixed text; values are parameters
         f"JOIN feed_activity a ON a.id = page.id {columns.joins}"

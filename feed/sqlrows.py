@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.db import connection as default_connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model, QuerySet
 
@@ -143,19 +142,19 @@ def _prepared_classes() -> tuple[type[Any], type[Any]] | None:
     return PreparedCursor, PreparedDebugWrapper
 
 
-def _new_prepared_cursor(cursor_class: type[Any]) -> Any:
+def _new_prepared_cursor(db: BaseDatabaseWrapper, cursor_class: type[Any]) -> Any:
     """A `cursor_class` on the connection, set up as Django's `create_cursor` sets up its own."""
     from django.db.backends.postgresql.base import TIMESTAMPTZ_OID  # type: ignore[attr-defined]
     from django.db.backends.postgresql.psycopg_any import register_tzloader
     from psycopg.pq import Format
 
-    raw = default_connection.connection
+    raw = db.connection
     if raw.prepare_threshold is None:
         raw.prepare_threshold = _ONLY_WHEN_ASKED
     cursor = cursor_class(raw)
     tzloader = raw.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)
-    if default_connection.timezone != tzloader.timezone:
-        register_tzloader(default_connection.timezone, cursor)
+    if db.timezone != tzloader.timezone:
+        register_tzloader(db.timezone, cursor)
     return cursor
 
 
@@ -181,25 +180,26 @@ def prepared_cursor() -> Iterator[Any]:
     connection; an ordinary cursor elsewhere. Django's wrapper stays around it, so query logging,
     `CaptureQueriesContext`, execute wrappers and error translation see these queries as any other.
     Values must be parameters (`%s` / `%(name)s`): the text is the prepared statement's key."""
-    if _PREPARED is None or default_connection.vendor != "postgresql":
-        with default_connection.cursor() as wrapper:
+    # The connection of this thread or task, looked up once: each attribute read through
+    # `django.db.connection` looks it up again (~4.5 us, asgiref's Local), and this function
+    # read nine of them (~45 us of a ~1 ms page).
+    db = connections[DEFAULT_DB_ALIAS]
+    if _PREPARED is None or db.vendor != "postgresql":
+        with db.cursor() as wrapper:
             yield wrapper
         return
     cursor_class, debug_wrapper = _PREPARED
     # What `connection.cursor()` does before it makes a cursor (base.BaseDatabaseWrapper._cursor).
-    default_connection.close_if_health_check_failed()
-    default_connection.ensure_connection()
-    default_connection.validate_thread_sharing()
-    raw = default_connection.connection
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    raw = db.connection
     _use_generic_plans(raw)
     cursor = _KEPT_CURSORS.pop(raw, None)
     if cursor is None or cursor.closed:
-        with default_connection.wrap_database_errors:
-            cursor = _new_prepared_cursor(cursor_class)
-    if default_connection.queries_logged:
-        wrapper = debug_wrapper(cursor, default_connection)
-    else:
-        wrapper = default_connection.make_cursor(cursor)
+        with db.wrap_database_errors:
+            cursor = _new_prepared_cursor(db, cursor_class)
+    wrapper = debug_wrapper(cursor, db) if db.queries_logged else db.make_cursor(cursor)
     try:
         yield wrapper
     finally:
@@ -211,55 +211,21 @@ def prepared_cursor() -> Iterator[Any]:
 #
 # On the API's timeline and home pages, turning rows into Python values (psycopg parsing ~60
 # datetimes a page), dicts (`activity_json`) and then JSON (DRF's renderer) was about two thirds
-# of the measured call for a 25-thread page (docs/benchmarks-feed.md). Here PostgreSQL writes each
-# activity's JSON text, byte for byte what `feed.serializers.activity_json` and DRF's JSONRenderer
-# make of it (compact separators, UTF-8, ISO 8601 with "Z"); Python only joins the texts. The
-# jsonb fields (details, reactions) are re-encoded in Python when not empty, because PostgreSQL
-# prints jsonb with spaces after its separators; almost every row has `{}` there.
+# of the measured call for a 25-thread page (docs/benchmarks-feed.md). So each activity's JSON
+# text is PostgreSQL's, byte for byte what `feed.serializers.activity_json` and DRF's JSONRenderer
+# make of it (compact separators, UTF-8, ISO 8601 with "Z"); Python only joins the texts. Its head
+# (`{"id":` to `"queue"`) is written once, by triggers, into `feed_activity.rendered` (migration
+# feed 0010, which holds its SQL): writing it on every page was ~0.2 ms of a 0.7 ms timeline page.
+# The page adds what a stored text cannot hold: `is_overdue`, which depends on the time of the
+# read, and the jsonb fields (details, reactions), re-encoded in Python when not empty because
+# PostgreSQL prints jsonb with spaces after its separators; almost every row has `{}` there.
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
-# What str.strip() strips (User.get_full_name): btrim() is given the same characters.
-PYTHON_WHITESPACE = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
-
-
-def _sql_string(column: str) -> str:
-    return f"coalesce(to_json({column})::text, 'null')"
-
-
-def _sql_blank_or_string(column: str) -> str:
-    """`_sql_string` of a column that is mostly blank (a request's status and priority, a call's
-    outcome, a subject): the blank string written without `to_json`, which costs ~0.15 us a call
-    (its argument's type is looked up on every call) where most pages' rows are blank in all
-    four columns."""
-    return f"""CASE WHEN {column} = '' THEN '""' ELSE {_sql_string(column)} END"""
-
-
-def _sql_number(column: str) -> str:
-    return f"coalesce({column}::text, 'null')"
-
-
-def _sql_when(column: str) -> str:
-    """`feed.serializers._when` in SQL: isoformat() of the UTC time, microseconds only when not
-    zero, "Z" for UTC (the only '.' of the text is the one before the microseconds)."""
-    iso = """'YYYY-MM-DD"T"HH24:MI:SS.US'"""
-    text = f"replace(to_char({column} AT TIME ZONE 'UTC', {iso}), '.000000', '')"
-    return f"""coalesce('"' || {text} || 'Z"', 'null')"""
-
-
-def _sql_bool(condition: str) -> str:
-    return f"CASE WHEN {condition} THEN 'true' ELSE 'false' END"
-
-
-def _sql_person(alias: str, key: str, whitespace: str) -> str:
-    """`feed.serializers._person` of the user joined as `alias` when `a.<key>` is set."""
-    full_name = f"btrim({alias}.first_name || ' ' || {alias}.last_name, {whitespace})"
-    display = f"coalesce(nullif({full_name}, ''), {alias}.username)"
-    text = (
-        f"""'{{"id":' || {alias}.id || ',"username":' || to_json({alias}.username)::text"""
-        f""" || ',"display_name":' || to_json({display})::text || '}}'"""
-    )
-    return f"CASE WHEN a.{key} IS NULL THEN 'null' ELSE {text} END"
+# The stored head's `is_overdue`, and what an overdue row's says. Only the head's own key can
+# match: a `"` inside a JSON string is escaped, so `,"is_overdue":` appears once, at the top level.
+_NOT_OVERDUE = ',"is_overdue":false,'
+_OVERDUE = ',"is_overdue":true,'
 
 
 @dataclass(slots=True)
@@ -291,62 +257,34 @@ def _compact_json(text: str) -> tuple[str, Any]:
 
 
 class ActivityJSONColumns:
-    """`ActivityColumns`' counterpart that PostgreSQL turns into JSON: the same aliases
-    (`a`, `au`, `aa`) and joins. `select` holds two placeholders, `whitespace` and `now` (the
-    time `is_overdue` is judged at), in that order: `params(now)` gives their values, to be put
-    where the select list sits among the statement's parameters."""
+    """`ActivityColumns`' counterpart that PostgreSQL turns into JSON: the same alias `a` (no
+    joins: the people are in the stored head). `select` holds one placeholder, `now` (the time
+    `is_overdue` is judged at): `params(now)` gives its value, to be put where the select list
+    sits among the statement's parameters."""
 
-    joins = ActivityColumns.JOINS
+    joins = ""
 
-    def __init__(self, *, whitespace: str = "%s", now: str = "%s") -> None:
-        task, request, resolved = Activity.Kind.TASK, Activity.Kind.REQUEST, "resolved"
+    def __init__(self, *, now: str = "%s") -> None:
+        request, resolved = Activity.Kind.REQUEST, "resolved"
         overdue = (
             f"a.due_at IS NOT NULL AND a.done_at IS NULL"
             f" AND NOT (a.kind = '{request}' AND a.status = '{resolved}') AND a.due_at < {now}"
         )
-        fields = [
-            ("id", "a.id::text"),
-            ("kind", _sql_string("a.kind")),
-            ("account", _sql_number("a.account_id")),
-            ("contact", _sql_number("a.contact_id")),
-            ("opportunity", _sql_number("a.opportunity_id")),
-            ("parent", _sql_number("a.parent_id")),
-            ("author", _sql_person("au", "author_id", whitespace)),
-            ("subject", _sql_blank_or_string("a.subject")),
-            ("body", _sql_string("a.body")),
-            ("occurred_at", _sql_when("a.occurred_at")),
-            ("created_at", _sql_when("a.created_at")),
-            ("is_edited", _sql_bool("a.edited_at IS NOT NULL")),
-            ("assignee", _sql_person("aa", "assignee_id", whitespace)),
-            ("due_at", _sql_when("a.due_at")),
-            (
-                "is_done",
-                f"CASE WHEN a.kind = '{task}' THEN {_sql_bool('a.done_at IS NOT NULL')}"
-                " ELSE 'null' END",
-            ),
-            ("is_overdue", _sql_bool(overdue)),
-            ("starts_at", _sql_when("a.starts_at")),
-            ("ends_at", _sql_when("a.ends_at")),
-            ("duration_seconds", _sql_number("a.duration_seconds")),
-            ("outcome", _sql_blank_or_string("a.outcome")),
-            ("status", _sql_blank_or_string("a.status")),
-            ("priority", _sql_blank_or_string("a.priority")),
-            ("queue", _sql_number("a.queue_id")),
-        ]
-        head = " || ".join(
-            f"""'{"{" if i == 0 else ","}"{name}":' || {sql}"""
-            for i, (name, sql) in enumerate(fields)
+        # Spliced here rather than in Python: one column fewer for psycopg to read on every row,
+        # and only the few rows with a due time get as far as `replace`.
+        head = (
+            f"CASE WHEN {overdue} THEN replace(a.rendered, '{_NOT_OVERDUE}', '{_OVERDUE}')"
+            " ELSE a.rendered END"
         )
         self.select = (
             "a.id, a.parent_id, (extract(epoch FROM a.occurred_at) * 1000000)::bigint, a.kind,"
             f" {head} || ',\"details\":', a.details::text, a.reaction_summary::text"
         )
-        self.positional = whitespace == "%s"
 
     @staticmethod
     def params(now: dt.datetime) -> list[Any]:
-        """The select list's values, in their order (the whitespace twice, then the time)."""
-        return [PYTHON_WHITESPACE, PYTHON_WHITESPACE, now]
+        """The select list's values, in their order (the time)."""
+        return [now]
 
     def load(self, row: Sequence[Any]) -> ActivityJSON:
         pk, parent_id, occurred_us, kind, head, details, reactions = row

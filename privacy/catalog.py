@@ -112,6 +112,50 @@ def occurrences(person: Person) -> Iterator[Occurrence]:
         for pk, value in matching_rows(column, person).iterator():
             if _changed(redactor, column, value) is not None:
                 yield Occurrence(column.table, column.name, pk, _as_text(value))
+    for table, key, name in database_only_columns():
+        quote = connection.ops.quote_name
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {quote(key)}, {quote(name)} FROM {quote(table)}"  # noqa: S608 -- names from the database's catalog, quoted
+                f" WHERE {quote(name)} ~* %s ORDER BY 1",
+                [person.pattern.removeprefix("(?i)")],
+            )
+            for pk, value in cursor.fetchall():
+                if redactor.text(value) != value:
+                    yield Occurrence(table, name, pk, value)
+
+
+def database_only_columns() -> list[tuple[str, str, str]]:
+    """(table, primary key column, column) of the text columns of the models' tables that no
+    model field holds: copies the database keeps itself, such as `feed_activity.rendered` (each
+    activity's JSON, written by triggers from its other columns and its people's names:
+    migration feed 0010). The export lists what they hold; the erasure leaves them to their
+    triggers, which rewrite them when it rewrites the columns they copy. PostgreSQL only."""
+    if connection.vendor != "postgresql":
+        return []
+    models_by_table = {
+        model._meta.db_table: model
+        for model in apps.get_models(include_auto_created=True)
+        if model._meta.managed and not model._meta.proxy
+    }
+    known = {
+        (table, field.column)
+        for table, model in models_by_table.items()
+        for field in model._meta.concrete_fields
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema()"
+            " AND data_type IN ('text', 'character varying', 'character')"
+            " ORDER BY table_name, column_name"
+        )
+        found = cursor.fetchall()
+    return [
+        (table, models_by_table[table]._meta.pk.column, name)
+        for table, name in found
+        if table in models_by_table and (table, name) not in known
+    ]
 
 
 def _changed(redactor: Redactor, column: Column, value: Any) -> Any:

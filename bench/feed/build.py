@@ -1,12 +1,13 @@
 """The data set of DESIGN.md section 7, built with bulk SQL in a database of its own.
 
-`tidings_feedbench` is created afresh and migrated with `manage.py migrate` under
-`bench.feed.peer_settings` (Tidings' apps plus actstream), then filled with INSERT ... SELECT over
-generate_series (no ORM, no row-at-a-time work): secondary indexes are dropped during the load and
-rebuilt after it, foreign-key triggers are off for the load (`session_replication_role = replica`;
-the generator only writes ids that exist), then VACUUMed and ANALYZEd table by table with a larger
-sample than the default (`analyze`). A marker row records the data set's version and counts;
-a later run reuses the database while the marker and the counts match.
+`tidings_feedbench` (or `$TIDINGS_FEEDBENCH_DB`) is created afresh and migrated with
+`manage.py migrate` under `bench.feed.peer_settings` (Tidings' apps plus actstream), then filled
+with INSERT ... SELECT over generate_series (no ORM, no row-at-a-time work): secondary indexes
+are dropped during the load and rebuilt after it, foreign-key triggers are off for the load
+(`session_replication_role = replica`; the generator only writes ids that exist; the trigger
+that writes each activity's JSON head still fires), then VACUUMed and ANALYZEd table by table
+with a larger sample than the default (`analyze`). A marker row records the data set's version
+and counts; a later run reuses the database while the marker and the counts match.
 
 The shape (deterministic: `setseed`):
 
@@ -43,7 +44,9 @@ from tqdm import tqdm
 PG_HOST = "127.0.0.1"
 PG_PORT = 5432
 PG_USER = "postgres"
-DB_NAME = "tidings_feedbench"
+# TIDINGS_FEEDBENCH_DB names another database, for a branch whose schema differs from main's: two
+# checkouts sharing one name would rebuild it (~40 s) at every switch of an A/B comparison.
+DB_NAME = os.environ.get("TIDINGS_FEEDBENCH_DB", "tidings_feedbench")
 DATABASE_URL = f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{DB_NAME}"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -407,10 +410,15 @@ def build() -> None:
             for indexes in dropped.values():
                 for name, _definition in indexes:
                     conn.execute(f'DROP INDEX "{name}"')
+            # The row's JSON head (feed_activity.rendered) is written by its trigger (migration
+            # feed 0010), which `replica` would skip like the FK triggers: it fires for this load
+            # as for any other write, and is set back to the schema's own setting after it.
+            conn.execute("ALTER TABLE feed_activity ENABLE ALWAYS TRIGGER feed_activity_render")
             for lo in range(1, ACTIVITIES + 1, CHUNK):
                 bar.set_postfix_str(f"feed_activity {lo - 1:,}")
                 conn.execute(ACTIVITY_INSERT, {"lo": lo, "hi": lo + CHUNK - 1})
                 bar.update()
+            conn.execute("ALTER TABLE feed_activity ENABLE TRIGGER feed_activity_render")
             for lo in range(1, ACTIVITIES + 1, CHUNK):
                 bar.set_postfix_str(f"actstream_action {lo - 1:,}")
                 conn.execute(
