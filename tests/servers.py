@@ -294,6 +294,24 @@ class CeleryProcess:
         return _tail(self.log, lines)
 
 
+def purge_broker(env: dict[str, str]) -> None:
+    """Empty the queues of the broker `env` names. The broker of the service tests is the shared
+    test Redis: servers of earlier tests queue tasks there that no worker reads (the slow-client
+    test's hundreds of posts left ~2,300), and a test's worker working through them first missed
+    its test's deadline. Called when a test's Celery fixture is set up, before the test queues
+    anything of its own."""
+    executable = Path(sys.executable).with_name("celery")
+    subprocess.run(
+        [str(executable), "-A", "config", "purge", "-f"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+
+
 def start_celery(name: str, env: dict[str, str], log_dir: Path) -> CeleryProcess:
     """Start `config.processes.command(name)` ("worker" or "beat"); readiness is for the caller
     to await through what the process does."""

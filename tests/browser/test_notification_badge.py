@@ -24,6 +24,7 @@ def stack(transactional_db: None, tmp_path: Path) -> Iterator[LiveServer]:
     var_dir = tmp_path / "var"
     var_dir.mkdir()
     env = _server_env(var_dir)
+    servers.purge_broker(env)
     worker = servers.start_celery("worker", env, tmp_path / "logs")
     try:
         with servers.running_web(env, tmp_path) as server:

@@ -56,6 +56,7 @@ def celery_env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def celery(celery_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
     """`celery("worker")` / `celery("beat")` start one; all are stopped when the test ends."""
+    servers.purge_broker(celery_env)
     started: list[servers.CeleryProcess] = []
 
     def start(name: str) -> servers.CeleryProcess:
@@ -251,5 +252,9 @@ async def test_reply_to_a_customer_is_sent_by_the_worker(
 
     email = await asyncio.to_thread(wait_for, sent, "the reply email", [worker])
     assert "To: maria@acme.example" in email and "Fixed; please retry." in email
-    reply = await in_db_thread(Activity.objects.get, pk=reply_id)
-    assert reply.details["sent_at"] is not None
+
+    # The worker writes the mail, then commits `sent_at` in its transaction: await that commit.
+    def recorded() -> bool:
+        return Activity.objects.get(pk=reply_id).details["sent_at"] is not None
+
+    assert await in_db_thread(wait_for, recorded, "the reply's sent_at", [worker])
