@@ -11,19 +11,19 @@ from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
 from crm.models import User
-from crm.sqlrows import JoinedColumns, columns_of
+from crm.sqlrows import JoinedColumns, columns_of, prepared_cursor
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
-    """DRF's token authentication, with its one query written by hand.
+    """DRF's token authentication, with its one query written by hand and prepared.
 
     Same answers and messages as DRF's (the OpenAPI schema still names it `tokenAuth`:
     drf-spectacular matches subclasses). Building and compiling `select_related("user")
-    .get(key=...)` cost more than the query itself on every API call, the post path included
-    (docs/benchmarks.md)."""
+    .get(key=...)` cost more than the query itself on every API call, the post path included,
+    and planning it again on every call about as much as its round trip (docs/benchmarks.md)."""
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(_token_sql(), [key])
             row = cursor.fetchone()
         if row is None:

@@ -10,9 +10,12 @@ imports go one way (`feed -> crm`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
+from django.db import connection as default_connection
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
@@ -110,3 +113,106 @@ def columns_of(
     if kept is None:
         kept = _KEPT[key] = ModelColumns(model, alias, real, only)
     return kept
+
+
+# --- Prepared statements for the checks on every request -----------------------------------------
+#
+# Django sends every query as text with its values inlined and never prepares one, so PostgreSQL
+# parses, analyses and plans the token check and the one-account visibility question on every
+# API call, the post path included. Measured on the real-time benchmark's data: the visibility
+# statement 0.62 ms as text and 0.18 ms prepared, the token's 0.30 and 0.14 ms
+# (docs/benchmarks.md). Their text depends only on the policy's shape (values are parameters),
+# so one prepared statement per shape serves every user. Only the statements run through
+# `prepared_cursor` are prepared: Django's own cursors bind on the client side, and psycopg never
+# prepares those, whatever the connection's threshold. feed/sqlrows.py prepares the feed's page
+# statements the same way (with its own kept cursor and generic plans).
+#
+# A transaction-pooling proxy (PgBouncer before 1.21) would break server-side prepared
+# statements; Tidings pools in-process (psycopg_pool), where each statement stays with its
+# connection.
+
+_ONLY_WHEN_ASKED = 2**31  # psycopg's automatic threshold: never reached; `prepare=True` decides
+
+
+def _prepared_classes() -> tuple[type[Any], type[Any]] | None:
+    """The prepared cursor, and the debug wrapper that logs its statements (PostgreSQL with
+    psycopg 3; None elsewhere)."""
+    try:
+        from django.db.backends.postgresql.base import (  # type: ignore[attr-defined]
+            CursorDebugWrapper,
+            ServerBindingCursor,
+        )
+    except ImportError:  # psycopg 2: no server-side binding through Django
+        return None
+
+    class PreparedCursor(ServerBindingCursor):  # type: ignore[misc, valid-type]
+        """A server-binding cursor whose every statement is prepared (once per connection)."""
+
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            kwargs["prepare"] = True
+            return super().execute(query, params, **kwargs)
+
+    class PreparedDebugWrapper(CursorDebugWrapper):  # type: ignore[misc, valid-type]
+        """Logs the statement with its values, as Django does for server-side binding (it reads
+        a client-side cursor's last query, which a prepared execution leaves unset)."""
+
+        def execute(self, sql: Any, params: Any = None) -> Any:
+            with self.debug_sql(self.db.ops.compose_sql(sql, params)):
+                return self._execute_with_wrappers(sql, params, many=False, executor=self._execute)
+
+    return PreparedCursor, PreparedDebugWrapper
+
+
+_PREPARED = _prepared_classes()
+
+# The prepared cursor of each connection, kept between requests (a psycopg cursor costs its
+# adapter map to make). A cursor is taken out while in use, so a nested `prepared_cursor`
+# makes one of its own.
+_KEPT_CURSORS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _new_prepared_cursor(cursor_class: type[Any]) -> Any:
+    """A `cursor_class` on the connection, set up as Django's `create_cursor` sets up its own."""
+    from django.db.backends.postgresql.base import TIMESTAMPTZ_OID  # type: ignore[attr-defined]
+    from django.db.backends.postgresql.psycopg_any import register_tzloader
+    from psycopg.pq import Format
+
+    raw = default_connection.connection
+    if raw.prepare_threshold is None:
+        raw.prepare_threshold = _ONLY_WHEN_ASKED
+    cursor = cursor_class(raw)
+    tzloader = raw.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)
+    if default_connection.timezone != tzloader.timezone:
+        register_tzloader(default_connection.timezone, cursor)
+    return cursor
+
+
+@contextmanager
+def prepared_cursor() -> Iterator[Any]:
+    """`connection.cursor()`, whose statements PostgreSQL (psycopg 3) prepares and keeps for the
+    connection; an ordinary cursor elsewhere. Django's wrapper stays around it, so query logging,
+    `CaptureQueriesContext`, execute wrappers and error translation see these queries as any other.
+    Values must be parameters (`%s`): the text is the prepared statement's key."""
+    if _PREPARED is None or default_connection.vendor != "postgresql":
+        with default_connection.cursor() as wrapper:
+            yield wrapper
+        return
+    cursor_class, debug_wrapper = _PREPARED
+    # What `connection.cursor()` does before it makes a cursor (base.BaseDatabaseWrapper._cursor).
+    default_connection.close_if_health_check_failed()
+    default_connection.ensure_connection()
+    default_connection.validate_thread_sharing()
+    raw = default_connection.connection
+    cursor = _KEPT_CURSORS.pop(raw, None)
+    if cursor is None or cursor.closed:
+        with default_connection.wrap_database_errors:
+            cursor = _new_prepared_cursor(cursor_class)
+    if default_connection.queries_logged:
+        wrapper = debug_wrapper(cursor, default_connection)
+    else:
+        wrapper = default_connection.make_cursor(cursor)
+    try:
+        yield wrapper
+    finally:
+        if not cursor.closed and not raw.closed:
+            _KEPT_CURSORS[raw] = cursor

@@ -19,7 +19,7 @@ from django.db.models import OuterRef, Q, QuerySet
 from django.http import Http404
 
 from crm.models import Account, AccountTeamMember, Team, User
-from crm.sqlrows import JoinedColumns, columns_of
+from crm.sqlrows import JoinedColumns, columns_of, prepared_cursor
 
 
 class AccountNotFound(Http404):
@@ -111,7 +111,8 @@ def get_visible_account(user: Any, account_id: int | str) -> Account:
 
     One hand-written statement: the policy's compiled SQL (`visible_accounts_sql`) as a condition
     on the account and its joins. Building and compiling the equivalent queryset was 0.66 ms
-    of the 1.09 ms this took on every post (docs/benchmarks.md)."""
+    of the 1.09 ms this took on every post (docs/benchmarks.md); prepared, PostgreSQL no longer
+    plans it on every call either (crm.sqlrows.prepared_cursor)."""
     try:
         pk = int(account_id)
     except (TypeError, ValueError):
@@ -120,7 +121,7 @@ def get_visible_account(user: Any, account_id: int | str) -> Account:
     if visible is None or not 0 < pk <= _MAX_PK:
         raise AccountNotFound()
     sql, params = visible
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_one_account_sql(sql), (pk, *params))
         row = cursor.fetchone()
     if row is None:

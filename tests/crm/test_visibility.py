@@ -162,3 +162,36 @@ def test_get_visible_account_agrees_with_the_policy_for_everyone_in_one_statemen
 def test_an_id_that_names_no_account_is_not_found(cast: Cast, odd: str | None) -> None:
     with pytest.raises(AccountNotFound):
         get_visible_account(cast.admin, odd)  # type: ignore[arg-type]
+
+
+def test_the_checks_of_every_api_call_are_prepared_once_for_every_user(cast: Cast) -> None:
+    """The token check and the one-account question run as prepared statements on PostgreSQL:
+    their values are parameters, so users of one role share one statement."""
+    from django.db import connection
+    from rest_framework.authtoken.models import Token
+
+    from config.authentication import TokenAuthentication
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements: PostgreSQL")
+
+    def executions() -> dict[str, int]:
+        """Name -> executions of the checks prepared on this connection (earlier tests on it may
+        have prepared the same ones)."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT name, generic_plans + custom_plans FROM pg_prepared_statements"
+                " WHERE statement LIKE %s OR statement LIKE %s",
+                ['%FROM "crm_account" a INNER JOIN%', '%FROM "authtoken_token" k%'],
+            )
+            return dict(cursor.fetchall())
+
+    before = executions()
+    for user in (cast.owner, cast.teammate):
+        key = Token.objects.create(user=user).key
+        for _ in range(2):
+            assert TokenAuthentication().authenticate_credentials(key)[0] == user
+            assert get_visible_account(user, cast.account.pk) == cast.account
+    after = executions()
+    assert sum(after.values()) - sum(before.values()) == 8
+    assert len(set(after) - set(before)) <= 2  # the token's statement and the rep's policy

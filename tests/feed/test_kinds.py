@@ -238,3 +238,30 @@ def test_status_and_assignee_fields_are_not_mass_assignable(cast: Cast) -> None:
     assert response.status_code == 201
     request = Activity.objects.get()
     assert (request.status, request.assignee_id, request.author_id) == ("open", None, cast.owner.pk)
+
+
+def test_a_logged_activity_is_stored_as_the_orm_stores_it(cast: Cast) -> None:
+    """`log_activity` writes its INSERT by hand: every field, `auto_now_add` and JSON included,
+    reads back as the ORM would have saved it."""
+    from django.forms.models import model_to_dict
+
+    from feed.actions import log_call
+
+    maria = Contact.objects.get(account=cast.account)
+    made = log_call(
+        actor=cast.owner,
+        account=cast.account,
+        contact=maria,
+        subject="Call with Grüße ✓",
+        body="Línea 1\nline 2",
+        duration_seconds=90,
+        outcome="connected",
+    )
+    stored = Activity.objects.get(pk=made.pk)
+    assert made.created_at is not None and made._state.adding is False
+    assert model_to_dict(stored) == model_to_dict(made)
+    assert (stored.created_at, stored.details, stored.reaction_summary) == (
+        made.created_at,
+        {},
+        {},
+    )
