@@ -15,8 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
-from django.db import connection as default_connection
-from django.db import connections
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 
@@ -115,23 +114,33 @@ def columns_of(
     return kept
 
 
-# --- Prepared statements for the checks on every request -----------------------------------------
+# --- Prepared statements ------------------------------------------------------------------------
 #
-# Django sends every query as text with its values inlined and never prepares one, so PostgreSQL
-# parses, analyses and plans the token check and the one-account visibility question on every
-# API call, the post path included. Measured on the real-time benchmark's data: the visibility
-# statement 0.62 ms as text and 0.18 ms prepared, the token's 0.30 and 0.14 ms
-# (docs/benchmarks.md). Their text depends only on the policy's shape (values are parameters),
-# so one prepared statement per shape serves every user. Only the statements run through
-# `prepared_cursor` are prepared: Django's own cursors bind on the client side, and psycopg never
-# prepares those, whatever the connection's threshold. feed/sqlrows.py prepares the feed's page
-# statements the same way (with its own kept cursor and generic plans).
+# Django sends every query as text with its values inlined (client-side binding) and never
+# prepares one, so PostgreSQL parses, analyses and plans it on every call. For the statements run
+# on every request or page that was most of the database's time: a timeline page took 2.6 ms to
+# answer as text and 0.45 ms prepared on the 1M-activity data set (docs/benchmarks-feed.md); the
+# one-account visibility question 0.62 ms and 0.18 ms, the token check 0.30 and 0.14 ms, on the
+# real-time benchmark's data (docs/benchmarks.md). Those statements are written with
+# placeholders for every value, so their text depends only on their shape (filters, cursor or
+# not, the user's role, the policy) and one prepared statement per shape serves every user and
+# page. Only the statements run through `prepared_cursor` are prepared: Django's own cursors are
+# client-side binding cursors, which psycopg never prepares, whatever the connection's threshold.
+# The feed's pages (feed/sqlrows.py), the visibility policy (crm/visibility.py) and the token
+# check (config/authentication.py) use it.
 #
 # A transaction-pooling proxy (PgBouncer before 1.21) would break server-side prepared
 # statements; Tidings pools in-process (psycopg_pool), where each statement stays with its
 # connection.
 
 _ONLY_WHEN_ASKED = 2**31  # psycopg's automatic threshold: never reached; `prepare=True` decides
+
+# Connections (psycopg's) on which `plan_cache_mode` is set. PostgreSQL's default (auto) kept
+# planning the home feed's statements afresh on every call, judging the generic plan costlier
+# when it was not: forced generic, the home page's two statements took 0.85 and 1.6 ms instead of
+# 1.9 and 3.2 ms for the user following 500 accounts. The setting only concerns prepared
+# statements, and on these connections only these are prepared.
+_GENERIC_PLANS: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _prepared_classes() -> tuple[type[Any], type[Any]] | None:
@@ -163,28 +172,36 @@ def _prepared_classes() -> tuple[type[Any], type[Any]] | None:
     return PreparedCursor, PreparedDebugWrapper
 
 
-_PREPARED = _prepared_classes()
-
-# The prepared cursor of each connection, kept between requests (a psycopg cursor costs its
-# adapter map to make). A cursor is taken out while in use, so a nested `prepared_cursor`
-# makes one of its own.
-_KEPT_CURSORS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-
-
-def _new_prepared_cursor(cursor_class: type[Any]) -> Any:
+def _new_prepared_cursor(db: BaseDatabaseWrapper, cursor_class: type[Any]) -> Any:
     """A `cursor_class` on the connection, set up as Django's `create_cursor` sets up its own."""
     from django.db.backends.postgresql.base import TIMESTAMPTZ_OID  # type: ignore[attr-defined]
     from django.db.backends.postgresql.psycopg_any import register_tzloader
     from psycopg.pq import Format
 
-    raw = default_connection.connection
+    raw = db.connection
     if raw.prepare_threshold is None:
         raw.prepare_threshold = _ONLY_WHEN_ASKED
     cursor = cursor_class(raw)
     tzloader = raw.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)
-    if default_connection.timezone != tzloader.timezone:
-        register_tzloader(default_connection.timezone, cursor)
+    if db.timezone != tzloader.timezone:
+        register_tzloader(db.timezone, cursor)
     return cursor
+
+
+def _use_generic_plans(raw: Any) -> None:
+    # In autocommit only: a SET inside a transaction would be undone by its rollback. Set up as
+    # Django sets up the connection's time zone: not a query of the page, so not logged.
+    if raw not in _GENERIC_PLANS and raw.autocommit:
+        raw.execute("SET plan_cache_mode = force_generic_plan")
+        _GENERIC_PLANS.add(raw)
+
+
+_PREPARED = _prepared_classes()
+
+# The prepared cursor of each connection, kept between requests: making Django's cursor and then
+# this one (two psycopg cursors, each with its adapter map) was ~8 % of a timeline page's call.
+# A cursor is taken out while in use, so a nested `prepared_cursor` makes one of its own.
+_KEPT_CURSORS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 @contextmanager
@@ -192,25 +209,27 @@ def prepared_cursor() -> Iterator[Any]:
     """`connection.cursor()`, whose statements PostgreSQL (psycopg 3) prepares and keeps for the
     connection; an ordinary cursor elsewhere. Django's wrapper stays around it, so query logging,
     `CaptureQueriesContext`, execute wrappers and error translation see these queries as any other.
-    Values must be parameters (`%s`): the text is the prepared statement's key."""
-    if _PREPARED is None or default_connection.vendor != "postgresql":
-        with default_connection.cursor() as wrapper:
+    Values must be parameters (`%s` / `%(name)s`): the text is the prepared statement's key."""
+    # The connection of this thread or task, looked up once: each attribute read through
+    # `django.db.connection` looks it up again (~4.5 us, asgiref's Local), and this function
+    # read nine of them (~45 us of a ~1 ms page).
+    db = connections[DEFAULT_DB_ALIAS]
+    if _PREPARED is None or db.vendor != "postgresql":
+        with db.cursor() as wrapper:
             yield wrapper
         return
     cursor_class, debug_wrapper = _PREPARED
     # What `connection.cursor()` does before it makes a cursor (base.BaseDatabaseWrapper._cursor).
-    default_connection.close_if_health_check_failed()
-    default_connection.ensure_connection()
-    default_connection.validate_thread_sharing()
-    raw = default_connection.connection
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    raw = db.connection
+    _use_generic_plans(raw)
     cursor = _KEPT_CURSORS.pop(raw, None)
     if cursor is None or cursor.closed:
-        with default_connection.wrap_database_errors:
-            cursor = _new_prepared_cursor(cursor_class)
-    if default_connection.queries_logged:
-        wrapper = debug_wrapper(cursor, default_connection)
-    else:
-        wrapper = default_connection.make_cursor(cursor)
+        with db.wrap_database_errors:
+            cursor = _new_prepared_cursor(db, cursor_class)
+    wrapper = debug_wrapper(cursor, db) if db.queries_logged else db.make_cursor(cursor)
     try:
         yield wrapper
     finally:

@@ -12,6 +12,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from crm.models import Account, AccountTeamMember
+from crm.sqlrows import prepared_cursor
 from crm.visibility import AccountNotFound, can_see_account, visible_accounts, visible_accounts_sql
 from feed.cursors import decode_cursor, encode_cursor
 from feed.home_sql import (
@@ -25,7 +26,6 @@ from feed.sqlrows import (
     ActivityColumns,
     ActivityJSON,
     ActivityJSONColumns,
-    prepared_cursor,
     set_prefetched,
 )
 

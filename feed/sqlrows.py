@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import weakref
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model, QuerySet
 
@@ -86,125 +83,6 @@ class ActivityColumns:
         if activity is None:
             raise ValueError("a row without an activity")
         return activity
-
-
-# --- Prepared statements for the page queries ----------------------------------------------------
-#
-# Django sends every query as text with its values inlined (client-side binding) and never
-# prepares one, so PostgreSQL parses, analyses and plans a page's statement on every request. For
-# the feed's pages that was most of the database's time: a timeline page took 2.6 ms to answer
-# as text and 0.45 ms prepared, on the 1M-activity data set (docs/benchmarks-feed.md). The page
-# statements are written with placeholders for every value, so their text depends only on their
-# shape (filters, cursor or not, the user's role) and one prepared statement per shape serves
-# every user and page. Only these statements are prepared: Django's own cursors are client-side
-# binding cursors, which psycopg never prepares, whatever the connection's threshold.
-#
-# A transaction-pooling proxy (PgBouncer before 1.21) would break server-side prepared
-# statements; Tidings pools in-process (psycopg_pool), where each statement stays with its
-# connection.
-
-_ONLY_WHEN_ASKED = 2**31  # psycopg's automatic threshold: never reached; `prepare=True` decides
-
-# Connections (psycopg's) on which `plan_cache_mode` is set. PostgreSQL's default (auto) kept
-# planning the home feed's statements afresh on every call, judging the generic plan costlier
-# when it was not: forced generic, the home page's two statements took 0.85 and 1.6 ms instead of
-# 1.9 and 3.2 ms for the user following 500 accounts. The setting only concerns prepared
-# statements, and on these connections only these are prepared.
-_GENERIC_PLANS: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def _prepared_classes() -> tuple[type[Any], type[Any]] | None:
-    """The prepared cursor, and the debug wrapper that logs its statements (PostgreSQL with
-    psycopg 3; None elsewhere)."""
-    try:
-        from django.db.backends.postgresql.base import (  # type: ignore[attr-defined]
-            CursorDebugWrapper,
-            ServerBindingCursor,
-        )
-    except ImportError:  # psycopg 2: no server-side binding through Django
-        return None
-
-    class PreparedCursor(ServerBindingCursor):  # type: ignore[misc, valid-type]
-        """A server-binding cursor whose every statement is prepared (once per connection)."""
-
-        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-            kwargs["prepare"] = True
-            return super().execute(query, params, **kwargs)
-
-    class PreparedDebugWrapper(CursorDebugWrapper):  # type: ignore[misc, valid-type]
-        """Logs the statement with its values, as Django does for server-side binding (it reads
-        a client-side cursor's last query, which a prepared execution leaves unset)."""
-
-        def execute(self, sql: Any, params: Any = None) -> Any:
-            with self.debug_sql(self.db.ops.compose_sql(sql, params)):
-                return self._execute_with_wrappers(sql, params, many=False, executor=self._execute)
-
-    return PreparedCursor, PreparedDebugWrapper
-
-
-def _new_prepared_cursor(db: BaseDatabaseWrapper, cursor_class: type[Any]) -> Any:
-    """A `cursor_class` on the connection, set up as Django's `create_cursor` sets up its own."""
-    from django.db.backends.postgresql.base import TIMESTAMPTZ_OID  # type: ignore[attr-defined]
-    from django.db.backends.postgresql.psycopg_any import register_tzloader
-    from psycopg.pq import Format
-
-    raw = db.connection
-    if raw.prepare_threshold is None:
-        raw.prepare_threshold = _ONLY_WHEN_ASKED
-    cursor = cursor_class(raw)
-    tzloader = raw.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)
-    if db.timezone != tzloader.timezone:
-        register_tzloader(db.timezone, cursor)
-    return cursor
-
-
-def _use_generic_plans(raw: Any) -> None:
-    # In autocommit only: a SET inside a transaction would be undone by its rollback. Set up as
-    # Django sets up the connection's time zone: not a query of the page, so not logged.
-    if raw not in _GENERIC_PLANS and raw.autocommit:
-        raw.execute("SET plan_cache_mode = force_generic_plan")
-        _GENERIC_PLANS.add(raw)
-
-
-_PREPARED = _prepared_classes()
-
-# The prepared cursor of each connection, kept between pages: making Django's cursor and then
-# this one (two psycopg cursors, each with its adapter map) was ~8 % of a timeline page's call.
-# A cursor is taken out while in use, so a nested `prepared_cursor` makes one of its own.
-_KEPT_CURSORS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-
-
-@contextmanager
-def prepared_cursor() -> Iterator[Any]:
-    """`connection.cursor()`, whose statements PostgreSQL (psycopg 3) prepares and keeps for the
-    connection; an ordinary cursor elsewhere. Django's wrapper stays around it, so query logging,
-    `CaptureQueriesContext`, execute wrappers and error translation see these queries as any other.
-    Values must be parameters (`%s` / `%(name)s`): the text is the prepared statement's key."""
-    # The connection of this thread or task, looked up once: each attribute read through
-    # `django.db.connection` looks it up again (~4.5 us, asgiref's Local), and this function
-    # read nine of them (~45 us of a ~1 ms page).
-    db = connections[DEFAULT_DB_ALIAS]
-    if _PREPARED is None or db.vendor != "postgresql":
-        with db.cursor() as wrapper:
-            yield wrapper
-        return
-    cursor_class, debug_wrapper = _PREPARED
-    # What `connection.cursor()` does before it makes a cursor (base.BaseDatabaseWrapper._cursor).
-    db.close_if_health_check_failed()
-    db.ensure_connection()
-    db.validate_thread_sharing()
-    raw = db.connection
-    _use_generic_plans(raw)
-    cursor = _KEPT_CURSORS.pop(raw, None)
-    if cursor is None or cursor.closed:
-        with db.wrap_database_errors:
-            cursor = _new_prepared_cursor(db, cursor_class)
-    wrapper = debug_wrapper(cursor, db) if db.queries_logged else db.make_cursor(cursor)
-    try:
-        yield wrapper
-    finally:
-        if not cursor.closed and not raw.closed:
-            _KEPT_CURSORS[raw] = cursor
 
 
 # --- Page JSON written by PostgreSQL ------------------------------------------------------------

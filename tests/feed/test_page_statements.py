@@ -161,7 +161,7 @@ def test_generic_plans_stay_set_for_the_connection_across_rollbacks() -> None:
     a rollback would undo it behind the back of the code that set it."""
     from django.db import transaction
 
-    from feed.sqlrows import prepared_cursor
+    from crm.sqlrows import prepared_cursor
 
     def mode() -> str:
         with prepared_cursor() as cursor:
@@ -216,7 +216,7 @@ def test_page_json_written_by_the_database_matches_the_serializers_on_edge_cases
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements: PostgreSQL")
 def test_a_prepared_cursor_in_use_is_not_shared_by_a_nested_one(cast: Cast) -> None:
     """The connection's prepared cursor is kept between pages, and taken while in use."""
-    from feed.sqlrows import prepared_cursor
+    from crm.sqlrows import prepared_cursor
 
     with prepared_cursor() as outer:
         outer.execute("SELECT generate_series(1, %s)", [3])
