@@ -13,6 +13,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -112,6 +113,60 @@ def columns_of(
     if kept is None:
         kept = _KEPT[key] = ModelColumns(model, alias, real, only)
     return kept
+
+
+# --- INSERTs written by hand ---------------------------------------------------------------------
+
+# Rows per INSERT: within PostgreSQL's 65,535 parameters for any of our models.
+ROWS_PER_INSERT = 1000
+
+
+def insert_instances(instances: Sequence[Model], *, database_ids: bool) -> None:
+    """INSERT new `instances` of one model as `save` or `bulk_create` would, the statement written
+    by hand: on the post path building and compiling the ORM's InsertQuery cost more Python than
+    the statement's round trip (the activity's 0.99 -> 0.84 ms, docs/benchmarks.md). Values go
+    through each field's own `pre_save` and preparation (`auto_now_add`, the JSON adapter).
+    With `database_ids` the database draws the ids, which are set on the instances (RETURNING,
+    on PostgreSQL and SQLite); otherwise each instance brings its own. Model signals are not
+    sent: for models that have no receivers."""
+    if not instances:
+        return
+    model = type(instances[0])
+    db = connections[DEFAULT_DB_ALIAS]
+    fields = _insert_fields(model, database_ids)
+    for start in range(0, len(instances), ROWS_PER_INSERT):
+        chunk = instances[start : start + ROWS_PER_INSERT]
+        params = [
+            field.get_db_prep_save(field.pre_save(instance, True), db)
+            for instance in chunk
+            for field in fields
+        ]
+        with db.cursor() as cursor:
+            cursor.execute(_insert_sql(model, database_ids, len(chunk), db.vendor), params)
+            if database_ids:
+                for instance, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
+                    instance.pk = pk
+    for instance in instances:
+        instance._state.adding = False
+        instance._state.db = db.alias
+
+
+def _insert_fields(model: type[Model], database_ids: bool) -> list[Any]:
+    fields = model._meta.concrete_fields
+    return [field for field in fields if not (database_ids and field.primary_key)]
+
+
+@lru_cache(maxsize=64)
+def _insert_sql(model: type[Model], database_ids: bool, rows: int, vendor: str) -> str:
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    fields = _insert_fields(model, database_ids)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    returning = f" RETURNING {quote(model._meta.pk.column)}" if database_ids else ""
+    return (
+        f"INSERT INTO {quote(model._meta.db_table)}"  # noqa: S608 - fixed text; values are parameters
+        f" ({', '.join(quote(field.column) for field in fields)})"
+        f" VALUES {', '.join([row] * rows)}{returning}"
+    )
 
 
 # --- Prepared statements ------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from crm.sqlrows import insert_instances
 from realtime.channel import announce_access_changed, publish_message, publish_messages
 from realtime.models import Event, OutboxMark
 
@@ -116,37 +117,9 @@ def record_events(items: list[tuple[str, str, dict[str, Any], str]]) -> list[Eve
             )
         )
         prev_id = event_id
-    _insert(events)
+    insert_instances(events, database_ids=False)  # ids drawn under the lock, above
     _publish_after_commit(partial(publish_messages, [e.as_message() for e in events]))
     return events
-
-
-ROWS_PER_INSERT = 1000
-
-
-def _insert(events: list[Event]) -> None:
-    """One INSERT of `events`, written by hand: `bulk_create` built and compiled an InsertQuery
-    for each post, more Python than the statement's round trip (docs/benchmarks.md). Values go
-    through each field's own preparation (the JSON adapter for `data`, as the ORM does)."""
-    fields = Event._meta.concrete_fields
-    quote = connection.ops.quote_name
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    head = (
-        f"INSERT INTO {quote(Event._meta.db_table)}"  # noqa: S608 - fixed text; values are parameters
-        f" ({', '.join(quote(field.column) for field in fields)}) VALUES "
-    )
-    with connection.cursor() as cursor:
-        for start in range(0, len(events), ROWS_PER_INSERT):  # within PostgreSQL's 65,535 params
-            chunk = events[start : start + ROWS_PER_INSERT]
-            params = [
-                field.get_db_prep_save(getattr(event, field.attname), connection)
-                for event in chunk
-                for field in fields
-            ]
-            cursor.execute(head + ", ".join([row] * len(chunk)), params)
-    for event in events:
-        event._state.adding = False
-        event._state.db = connection.alias
 
 
 def pruned_through() -> int:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from crm.models import Account, Contact, User
+from crm.sqlrows import insert_instances
 from crm.visibility import require_visible_account
 from feed import events, happenings
 from feed.actions.touches import is_customer_facing, note_touch
@@ -78,7 +78,7 @@ def log_activity(
         contact=contact,
         **fields,
     )
-    _insert(activity)
+    insert_instances([activity], database_ids=True)  # no save signals on Activity
     if is_customer_facing(kind):
         note_touch(account_id=account.pk, at=activity.occurred_at)
     happenings.announce(
@@ -87,41 +87,6 @@ def log_activity(
     # Last: recording the event takes the sequencer lock, held until commit (realtime/outbox.py).
     events.activity_created(activity)
     return activity
-
-
-def _insert(activity: Activity) -> None:
-    """Save the new `activity`: the INSERT the ORM's `save` sends, written by hand.
-
-    Every post, task and call comes this way, and building and compiling the ORM's InsertQuery
-    cost about a fifth of the statement's time on the post path (0.99 -> 0.84 ms measured,
-    docs/benchmarks.md). Values go through each field's own preparation, `auto_now_add`
-    included, as `save` does; the model has no save signal receivers and no `save` of its own.
-    Not a prepared statement: bound on the server, its values made it slower (0.92 ms)."""
-    fields = _insert_fields()
-    values = [
-        field.get_db_prep_save(field.pre_save(activity, True), connection) for field in fields
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(connection.vendor), values)
-        (activity.pk,) = cursor.fetchone()
-    activity._state.adding = False
-    activity._state.db = connection.alias
-
-
-def _insert_fields() -> list[Any]:
-    return [field for field in Activity._meta.concrete_fields if not field.primary_key]
-
-
-@functools.lru_cache(maxsize=4)
-def _insert_sql(vendor: str) -> str:
-    """The INSERT of one activity, returning its id (PostgreSQL and SQLite both have RETURNING)."""
-    quote = connection.ops.quote_name
-    fields = _insert_fields()
-    return (
-        f"INSERT INTO {quote(Activity._meta.db_table)}"  # noqa: S608 - fixed text; values are parameters
-        f" ({', '.join(quote(field.column) for field in fields)})"
-        f" VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(Activity._meta.pk.column)}"
-    )
 
 
 def post_activity(*, author: User, account: Account, body: str) -> Activity:

@@ -90,13 +90,14 @@ def test_events_recorded_together_are_stored_as_one_chain_in_three_statements(
 def test_a_batch_larger_than_one_insert_is_stored_whole(cast: Cast) -> None:
     from django.db import connection
 
+    from crm.sqlrows import ROWS_PER_INSERT
     from realtime import outbox
     from realtime.models import Event
 
     if connection.vendor != "postgresql":
         pytest.skip("the hand-written INSERT is PostgreSQL's path")
     before = outbox.newest_event_id()
-    count = outbox.ROWS_PER_INSERT + 1
+    count = ROWS_PER_INSERT + 1
     with transaction.atomic():
         outbox.record_events([("user:1", "follow.changed", {"n": n}, "") for n in range(count)])
     stored = list(
