@@ -31,62 +31,92 @@ Probe = Callable[[], int]
 
 def send_buffer_probe(send: Any) -> Probe | None:
     """A function answering the bytes buffered for this connection, or None if unknown."""
-    return _transport_probe(_transport_of(send, 0))
+    return _transport_probe(_owner_and_transport(send, 0)[1])
 
 
-def write_through(send: Any) -> Callable[[], None] | None:
-    """Under daphne, a function that hands what was just sent to the kernel at once; None
-    elsewhere (uvicorn's asyncio transports already write as they are given a frame).
+def prepared_sender(send: Any) -> Callable[[Any], bool] | None:
+    """Under daphne, a function that sends one of autobahn's prepared messages (`prepare`) on
+    this socket and answers whether it could; None elsewhere (uvicorn, the test communicator).
 
-    Twisted's `write` only appends to the transport's buffer and registers it with the reactor;
-    the frame is written in a later turn of the event loop. A post's fan-out to 100 sockets
-    therefore left no frame at all until it had finished, and then the loop wrote the 100 while
-    the request's thread, woken by the same hand-over, ran the rest of the request beside it:
-    profiled on the real-time benchmark, the first frame left ~2 ms after the fan-out ended and
-    the last ~5 ms after (docs/benchmarks.md). Writing each frame as it is made is what
-    uvicorn does. Only a transport with nothing left over from earlier frames is written: one
-    whose kernel buffer is full (a slow reader) is left to the reactor, which writes it when the
-    socket drains, and so is one that is closing (the reactor must see its last write to finish
-    the close).
+    A post's fan-out sends the same event to every follower. Through ASGI each socket framed
+    it again, formatted autobahn's debug line (with colours, logging off or not) and
+    registered and unregistered the socket with Twisted's reactor around one `send`: about
+    half of a fan-out's time on the real-time benchmark (docs/benchmarks.md). Framed once by
+    autobahn (`PreparedMessage`, its own API for broadcasts), a frame is handed to the kernel
+    at once when nothing is waiting ahead of it; behind frames still buffered (a slow reader)
+    it joins Twisted's buffer, in order, and the reactor writes it when the socket drains.
+    The answer is False, and the caller sends through ASGI, when the socket is not open or
+    closing, or when the connection negotiated compression (the frame must then be
+    compressed for this socket alone).
     """
-    transport = _transport_of(send, 0)
-    if not _is_twisted(transport) or not callable(getattr(transport, "doWrite", None)):
+    protocol, transport = _owner_and_transport(send, 0)
+    if protocol is None or not _is_twisted(transport):
         return None
+    if not callable(getattr(transport, "writeSomeData", None)):
+        return None
+    if not hasattr(protocol, "sendPreparedMessage") or not hasattr(protocol, "send_queue"):
+        return None
+    open_state = protocol.STATE_OPEN
 
-    def write_now() -> None:
-        if transport.dataBuffer or not transport.connected or transport.disconnecting:
-            return
-        # `doWrite` is what the reactor calls when the socket is writable; here it is (the
-        # buffer is empty). A failed send is left registered and the reactor handles it.
-        transport.doWrite()
+    def send_prepared(prepared: Any) -> bool:
+        if (
+            protocol.state != open_state
+            or protocol.send_queue  # autobahn's own chopped writes (daphne makes none) go first
+            or protocol._perMessageCompress is not None
+            or not transport.connected
+            or transport.disconnecting
+            or transport._writeDisconnected
+        ):
+            return False
+        data = prepared.payloadHybi
+        if transport._tempDataLen or transport.offset < len(transport.dataBuffer):
+            transport.write(data)  # behind what the reactor still has to write
+            return True
+        sent = transport.writeSomeData(data)
+        if isinstance(sent, Exception):
+            # The connection is gone: buffered, the reactor's next write meets the error and
+            # closes the connection as Twisted always does.
+            transport.write(data)
+        elif sent < len(data):
+            transport.write(data[sent:])  # the kernel's buffer is full: the rest when it drains
+        return True
 
-    return write_now
+    return send_prepared
 
 
-def _transport_of(send: Any, depth: int) -> Any:
-    """The server's transport behind an ASGI `send` callable, or None if unknown."""
+def prepare(frame: str) -> Any:
+    """`frame` (a text message) framed once for every socket of this server (autobahn's
+    `PreparedMessage`, as its `WebSocketServerFactory.prepareMessage` makes it)."""
+    from autobahn.websocket.protocol import PreparedMessage
+
+    return PreparedMessage(frame.encode(), isBinary=False, applyMask=False, doNotCompress=False)
+
+
+def _owner_and_transport(send: Any, depth: int) -> tuple[Any, Any]:
+    """The server's protocol and transport behind an ASGI `send` callable, or Nones if
+    unknown."""
     if depth > _MAX_DEPTH or send is None:
-        return None
+        return None, None
     if isinstance(send, functools.partial):
         # daphne: partial(Server.handle_reply, protocol)
         for argument in send.args:
             transport = getattr(argument, "transport", None)
             if _is_known(transport):
-                return transport
-        return _transport_of(send.func, depth + 1)
+                return argument, transport
+        return _owner_and_transport(send.func, depth + 1)
     owner = getattr(send, "__self__", None)
     if owner is None:
-        return None
+        return None, None
     # uvicorn: the protocol's own bound method; a wrapper: look at what it wraps.
     transport = getattr(owner, "transport", None)
     if _is_known(transport):
-        return transport
+        return owner, transport
     for value in vars(owner).values() if hasattr(owner, "__dict__") else ():
         if callable(value) and value is not send:
-            transport = _transport_of(value, depth + 1)
-            if transport is not None:
-                return transport
-    return None
+            found = _owner_and_transport(value, depth + 1)
+            if found[1] is not None:
+                return found
+    return None, None
 
 
 def _is_twisted(transport: Any) -> bool:

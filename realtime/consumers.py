@@ -24,7 +24,7 @@ from django.conf import settings
 
 from realtime import channel, outbox, presence, streams, verdicts
 from realtime.auth import CLOSE_UNAUTHENTICATED, connection_is_valid
-from realtime.backpressure import send_buffer_probe, write_through
+from realtime.backpressure import prepare, prepared_sender, send_buffer_probe
 from realtime.db import in_worker
 from realtime.hub import Hub, get_hub
 
@@ -205,7 +205,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.hub: Hub | None = None
         self.is_overflowing = False
         self.buffered = send_buffer_probe(self.base_send)
-        self.write_now = write_through(self.base_send)
+        self.send_prepared = prepared_sender(self.base_send)
         self.over_limit_since: float | None = None
         # Names of subscriptions waiting for the hub's batched access re-check.
         self.stale: set[str] = set()
@@ -522,13 +522,22 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 },
                 separators=(",", ":"),
             )
-        await self.send(text_data=frame)
+        if self.send_prepared is None or not self.send_prepared(self._prepared(event, sub, frame)):
+            await self.send(text_data=frame)
         if not judge:
-            return  # a catch-up burst: the reactor writes it in one go
-        if self.write_now is not None:
-            self.write_now()  # a live event leaves now, not after the whole fan-out
+            return
         if self.buffered is not None and self._is_too_slow(self.buffered()):
             await self._drop_slow_client()
+
+    @staticmethod
+    def _prepared(event: dict[str, Any], sub: Subscription, frame: str) -> Any:
+        """The event's frame for `sub`'s stream, framed once for every local socket (daphne:
+        realtime/backpressure.py)."""
+        prepared = event.setdefault("prepared", {})
+        message = prepared.get(sub.name)
+        if message is None:
+            message = prepared[sub.name] = prepare(frame)
+        return message
 
     def _is_too_slow(self, held: int) -> bool:
         """Under daphne `send` never waits (the transport buffers without limit), so the queue

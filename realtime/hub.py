@@ -229,7 +229,10 @@ class Hub:
 
     def _take(self, event: dict[str, Any]) -> None:
         if event["id"] > self.watermark:
-            self.buffer[event["id"]] = event
+            # A copy: the consumers keep the event's frames on it (encoded once per stream), and
+            # a local message is the very dict the channel layer then sends to the other
+            # processes, which must not carry them.
+            self.buffer[event["id"]] = dict(event)
 
     async def _drain(self) -> None:
         self._dispatch_contiguous()

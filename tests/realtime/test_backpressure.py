@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 from typing import Any
 
+import pytest
+from twisted.internet import main
 from twisted.internet.abstract import FileDescriptor
 
-from realtime.backpressure import send_buffer_probe, write_through
+from realtime.backpressure import prepare, prepared_sender, send_buffer_probe
 
 
 class SocketOfRoom(FileDescriptor):
@@ -20,15 +23,21 @@ class SocketOfRoom(FileDescriptor):
         self.room = room
         self.sent: list[bytes] = []
         self.is_registered = False
+        self.registrations = 0
+        self.is_lost = False
 
-    def writeSomeData(self, data: Any) -> int:
+    def writeSomeData(self, data: Any) -> Any:
+        if self.is_lost:
+            return main.CONNECTION_LOST
         taken = bytes(data[: self.room])
         self.room -= len(taken)
-        self.sent.append(taken)
+        if taken:
+            self.sent.append(taken)
         return len(taken)
 
     def startWriting(self) -> None:
         self.is_registered = True  # the reactor would write it at its next turn
+        self.registrations += 1
 
     def stopWriting(self) -> None:
         self.is_registered = False
@@ -59,42 +68,101 @@ async def test_a_closed_twisted_socket_answers_what_twisted_still_holds() -> Non
     assert probe is not None and probe() == len(b"frame")
 
 
-async def test_under_daphne_a_frame_is_written_at_once_not_at_the_reactors_next_turn() -> None:
+class OpenWebSocket(DaphneProtocol):
+    """What `prepared_sender` reads of daphne's protocol (autobahn's WebSocketServerProtocol)."""
+
+    STATE_OPEN = 3
+
+    def __init__(self, transport: Any) -> None:
+        super().__init__(transport)
+        self.state = self.STATE_OPEN
+        self.send_queue: collections.deque[Any] = collections.deque()
+        self._perMessageCompress: Any = None
+
+    def sendPreparedMessage(self, prepared: Any) -> None:
+        raise AssertionError("the prepared sender writes the frame itself")
+
+
+def daphne_websocket(transport: Any) -> tuple[OpenWebSocket, Any]:
+    protocol = OpenWebSocket(transport)
+    return protocol, functools.partial(handle_reply, protocol)
+
+
+async def test_under_daphne_a_prepared_frame_goes_to_the_kernel_without_the_reactor() -> None:
     transport = SocketOfRoom(room=1000)
-    send = daphne_send(transport)
-    write_now = write_through(send)
-    assert write_now is not None
-    await send({"bytes": b"frame 1"})
-    assert transport.sent == [] and transport.is_registered  # Twisted alone: waits for the loop
-    write_now()
-    assert transport.sent == [b"frame 1"]
-    assert not transport.is_registered  # nothing left for the reactor to do
+    _protocol, send = daphne_websocket(transport)
+    send_prepared = prepared_sender(send)
+    assert send_prepared is not None
+    assert send_prepared(prepare('{"n":1}'))
+    assert send_prepared(prepare('{"n":2}'))
+    assert transport.sent == [b'\x81\x07{"n":1}', b'\x81\x07{"n":2}']
+    assert transport.registrations == 0  # never registered with the reactor, never unregistered
 
 
-async def test_a_socket_with_frames_left_over_is_left_to_the_reactor() -> None:
-    transport = SocketOfRoom(room=3)  # a reader that stopped: its kernel buffer is full
-    send = daphne_send(transport)
-    write_now = write_through(send)
-    assert write_now is not None
-    await send({"bytes": b"frame 1"})
-    write_now()
-    assert transport.sent == [b"fra"] and transport.is_registered
-    await send({"bytes": b"frame 2"})
-    write_now()
-    assert transport.sent == [b"fra"]  # not asked again on every frame
+async def test_a_frame_behind_frames_left_over_joins_them_in_order() -> None:
+    transport = SocketOfRoom(room=4)  # a reader that stopped: its kernel buffer is full
+    _protocol, send = daphne_websocket(transport)
+    send_prepared = prepared_sender(send)
+    assert send_prepared is not None
+    assert send_prepared(prepare("frame 1"))
+    assert transport.sent == [b"\x81\x07fr"] and transport.is_registered
+    assert send_prepared(prepare("frame 2"))
+    assert transport.sent == [b"\x81\x07fr"]  # not asked again on every frame
     probe = send_buffer_probe(send)
-    assert probe is not None and probe() == len(b"me 1frame 2")
+    assert probe is not None and probe() == len(b"ame 1\x81\x07frame 2")
+    transport.room = 1000
+    transport.doWrite()  # the socket drained: the reactor writes the rest, in order
+    assert b"".join(transport.sent) == b"\x81\x07frame 1\x81\x07frame 2"
 
 
-async def test_a_closing_socket_is_left_to_the_reactor() -> None:
+async def test_a_lost_connection_is_left_to_the_reactor_to_close() -> None:
     transport = SocketOfRoom(room=1000)
-    send = daphne_send(transport)
-    write_now = write_through(send)
-    assert write_now is not None
-    await send({"bytes": b"last frame"})
-    transport.disconnecting = True  # the reactor's own write must finish the close
-    write_now()
-    assert transport.sent == [] and transport.is_registered
+    transport.is_lost = True
+    _protocol, send = daphne_websocket(transport)
+    send_prepared = prepared_sender(send)
+    assert send_prepared is not None
+    assert send_prepared(prepare("frame"))
+    assert transport.is_registered  # the reactor's write meets the error and closes
+
+
+@pytest.mark.parametrize(
+    "unusual",
+    ["closing transport", "closing handshake", "compression", "autobahn's own queue"],
+)
+async def test_a_socket_the_prepared_frame_cannot_take_is_sent_to_through_asgi(
+    unusual: str,
+) -> None:
+    transport = SocketOfRoom(room=1000)
+    protocol, send = daphne_websocket(transport)
+    send_prepared = prepared_sender(send)
+    assert send_prepared is not None
+    if unusual == "closing transport":
+        transport.disconnecting = True  # the reactor's own write must finish the close
+    elif unusual == "closing handshake":
+        protocol.state = 2
+    elif unusual == "compression":
+        protocol._perMessageCompress = object()  # compressed for this socket alone
+    else:
+        protocol.send_queue.append((b"chopped", True))
+    assert not send_prepared(prepare("frame"))
+    assert transport.sent == [] and not transport.is_registered
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+def test_a_prepared_frame_is_what_autobahn_sends_for_the_same_text(size: int) -> None:
+    """The bytes a follower gets are those daphne's own `send` would have written."""
+    from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+    from twisted.internet.testing import StringTransport
+
+    text = "é" * (size // 2) + "x" * (size % 2)
+    factory = WebSocketServerFactory()
+    factory.protocol = WebSocketServerProtocol  # daphne's WebSocketProtocol is one
+    protocol = factory.buildProtocol(None)
+    protocol.makeConnection(StringTransport())
+    protocol.state = protocol.STATE_OPEN
+    protocol.transport.clear()
+    protocol.sendMessage(text.encode(), isBinary=False)
+    assert prepare(text).payloadHybi == protocol.transport.value()
 
 
 async def test_asyncio_transports_write_as_they_are_given_a_frame() -> None:
@@ -113,7 +181,7 @@ async def test_asyncio_transports_write_as_they_are_given_a_frame() -> None:
                 self.transport.write(message["bytes"])
 
         send = UvicornProtocol().send
-        assert write_through(send) is None
+        assert prepared_sender(send) is None
         assert send_buffer_probe(send) is not None
         transport.close()
     finally:

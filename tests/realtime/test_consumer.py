@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.db import transaction
 from django.test import Client
@@ -16,7 +18,7 @@ from django.test import Client
 from config.asgi import application
 from crm.models import User
 from feed.actions import post_activity
-from realtime.channel import publish_message
+from realtime.channel import all_events_group, publish_message
 from realtime.hub import POLL, get_hub
 from realtime.models import Event
 from realtime.tickets import issue_ticket
@@ -223,6 +225,36 @@ async def test_a_post_reaches_its_own_process_sockets_without_the_channel_layer(
             assert got["data"]["body"] == f"Local #{n}"
             assert waited < POLL / 4, f"post #{n} came by the outbox poll ({waited:.2f} s)"
         assert await comm.receive_nothing(timeout=0.2)  # the outbox poll adds no second copy
+    finally:
+        await comm.disconnect()
+
+
+async def test_what_a_local_fan_out_keeps_on_an_event_is_not_sent_to_the_other_processes(
+    cast: Cast, settings: Any
+) -> None:
+    """A post's message goes to this process's hub first and then, the same dict, through the
+    channel layer to the others; the consumers keep each event's encoded frames on the hub's
+    copy only (they used to ride along to every other process inside the Redis message)."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    comm = communicator(cookie=await session_cookie(cast.owner))
+    connected, _ = await comm.connect()
+    assert connected
+    try:
+        await subscribe(comm, f"account:{cast.account.pk}")
+        layer = get_channel_layer()
+        other_process = await layer.new_channel()
+        await layer.group_add(all_events_group(), other_process)
+        await database_sync_to_async(post_activity)(
+            author=cast.owner, account=cast.account, body="once framed"
+        )
+        got = await comm.receive_json_from(timeout=2)
+        assert got["data"]["body"] == "once framed"
+        sent = await asyncio.wait_for(layer.receive(other_process), timeout=2)
+        events = sent["events"] if sent["type"] == "events" else [sent["event"]]
+        assert any(event["data"]["body"] == "once framed" for event in events)
+        for event in events:
+            stored = await database_sync_to_async(Event.objects.get)(pk=event["id"])
+            assert event == stored.as_message()  # no frames, nothing of this process
     finally:
         await comm.disconnect()
 
