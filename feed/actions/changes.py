@@ -67,18 +67,31 @@ def edit_activity(
 def delete_activity(*, actor: User, activity: Activity) -> None:
     """Hide an activity (soft delete, audited). Only its author or an administrator may.
 
-    Anyone else gets the same 404 as for an activity that does not exist.
+    Its thread goes with it, as a deleted post's comments do in Chatter: a reply left on its own
+    would stay in its readers' home feeds, quoting the deleted text. Each reply is audited and
+    announced as deleted by the same actor. Anyone else gets the same 404 as for an activity that
+    does not exist.
     """
     current = lock_visible_activity(actor, activity)
     if current.author_id != actor.pk and not actor.is_admin:
         raise AccountNotFound()
     now = timezone.now()
-    current.deleted_at = now
-    current.save(update_fields=["deleted_at"])
-    AuditEntry.objects.create(activity=current, actor=actor, action="deleted", at=now)
-    if is_customer_facing(current.kind):
+    replies = list(
+        Activity.objects.select_for_update()
+        .filter(parent_id=current.pk, deleted_at__isnull=True)
+        .order_by("id")
+    )
+    gone = [current, *replies]
+    for item in gone:
+        item.deleted_at = now
+    Activity.objects.filter(pk__in=[item.pk for item in gone]).update(deleted_at=now)
+    AuditEntry.objects.bulk_create(
+        AuditEntry(activity=item, actor=actor, action="deleted", at=now) for item in gone
+    )
+    if any(is_customer_facing(item.kind) for item in gone):
         refresh_touches([current.account_id])
-    events.activity_deleted(current)
+    for item in reversed(gone):  # the replies first, as a reader would take them down
+        events.activity_deleted(item)
 
 
 @transaction.atomic

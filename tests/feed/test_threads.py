@@ -106,6 +106,32 @@ def test_delete_is_soft_audited_and_announced(cast: Cast) -> None:
     assert client_for(cast.owner).get(f"/api/v1/activities/{post.pk}/").status_code == 404
 
 
+def test_a_deleted_post_takes_its_thread_with_it(cast: Cast) -> None:
+    """A reply left on its own stayed in its readers' home feeds after its post was deleted,
+    quoting the deleted text (found in a browser walk-through)."""
+    post = post_activity(author=cast.owner, account=cast.account, body="Wrong figures")
+    reply = add_comment(actor=cast.teammate, parent=post, body="Which ones?")
+    earlier = add_comment(actor=cast.owner, parent=post, body="Withdrawn")
+    client_for(cast.manager).put(f"/api/v1/accounts/{cast.account.pk}/follow/")
+    feed = client_for(cast.manager).get("/api/v1/feed/").json()["results"]
+    assert {reply.pk, earlier.pk} <= {item["id"] for item in feed}
+    last = newest()
+    assert client_for(cast.owner).delete(f"/api/v1/activities/{post.pk}/").status_code == 204
+    feed = client_for(cast.manager).get("/api/v1/feed/").json()["results"]
+    assert {post.pk, reply.pk, earlier.pk}.isdisjoint(item["id"] for item in feed)
+    assert "Wrong figures" not in str(feed)
+    timeline = client_for(cast.manager).get(f"/api/v1/accounts/{cast.account.pk}/activities/")
+    assert {post.pk, reply.pk, earlier.pk}.isdisjoint(i["id"] for i in timeline.json()["results"])
+    assert set(
+        AuditEntry.objects.filter(action="deleted", actor=cast.owner).values_list(
+            "activity_id", flat=True
+        )
+    ) == {post.pk, reply.pk, earlier.pk}
+    deleted = Event.objects.filter(id__gt=last, stream=f"account:{cast.account.pk}")
+    assert [e.data["id"] for e in deleted.order_by("id")] == [earlier.pk, reply.pk, post.pk]
+    assert client_for(cast.teammate).get(f"/api/v1/activities/{reply.pk}/").status_code == 404
+
+
 def test_others_get_404_when_deleting_and_admin_may(cast: Cast) -> None:
     post = post_activity(author=cast.owner, account=cast.account, body="keep")
     hidden = client_for(cast.teammate).delete(f"/api/v1/activities/{post.pk}/")
