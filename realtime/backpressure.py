@@ -54,8 +54,8 @@ def prepared_sender(send: Any) -> Callable[[Any], bool] | None:
         return None
     if not callable(getattr(transport, "writeSomeData", None)):
         return None
-    if not hasattr(protocol, "sendPreparedMessage") or not hasattr(protocol, "send_queue"):
-        return None
+    if not all(hasattr(protocol, name) for name in ("state", "send_queue", "_perMessageCompress")):
+        return None  # not autobahn's WebSocket protocol (what send_prepared reads of it)
     open_state = protocol.STATE_OPEN
 
     def send_prepared(prepared: Any) -> bool:

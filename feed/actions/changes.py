@@ -82,8 +82,6 @@ def delete_activity(*, actor: User, activity: Activity) -> None:
         .order_by("id")
     )
     gone = [current, *replies]
-    for item in gone:
-        item.deleted_at = now
     Activity.objects.filter(pk__in=[item.pk for item in gone]).update(deleted_at=now)
     AuditEntry.objects.bulk_create(
         AuditEntry(activity=item, actor=actor, action="deleted", at=now) for item in gone

@@ -79,9 +79,6 @@ class OpenWebSocket(DaphneProtocol):
         self.send_queue: collections.deque[Any] = collections.deque()
         self._perMessageCompress: Any = None
 
-    def sendPreparedMessage(self, prepared: Any) -> None:
-        raise AssertionError("the prepared sender writes the frame itself")
-
 
 def daphne_websocket(transport: Any) -> tuple[OpenWebSocket, Any]:
     protocol = OpenWebSocket(transport)
