@@ -139,8 +139,8 @@ def _subscription_reads(
     if not kind.can_see(user, arg):
         return None
     sources = kind.sources(user, arg)
-    newest = outbox.newest_event_id()  # before the head: the order op_subscribe relies on
-    head = outbox.streams_head(set(sources)) if with_head else 0
+    # The head is read no earlier than the newest id: the order op_subscribe relies on.
+    newest, head = outbox.positions(set(sources) if with_head else set())
     return SubscriptionReads(sources, kind.skips(user, arg), newest, head)
 
 

@@ -105,3 +105,25 @@ def test_a_batch_larger_than_one_insert_is_stored_whole(cast: Cast) -> None:
     )
     assert [data["n"] for _id, _prev, data in stored] == list(range(count))
     assert [prev for _id, prev, _data in stored[1:]] == [pk for pk, _prev, _data in stored[:-1]]
+
+
+def test_positions_are_the_newest_id_and_the_head_of_the_streams(cast: Cast) -> None:
+    """`outbox.positions`, one statement, answers what `newest_event_id` and `streams_head` do."""
+    from realtime import outbox
+    from realtime.models import OutboxMark
+
+    account = f"account:{cast.account.pk}"
+    west = f"account:{cast.west_account.pk}"
+    assert outbox.positions({account}) == (outbox.newest_event_id(), outbox.streams_head({account}))
+    post_activity(author=cast.owner, account=cast.account, body="east")
+    east_head = outbox.streams_head({account})
+    post_activity(author=cast.admin, account=cast.west_account, body="west")
+    newest = outbox.newest_event_id()
+    assert newest > east_head > 0
+    assert outbox.positions({account}) == (newest, east_head)
+    assert outbox.positions({account, west}) == (newest, newest)
+    assert outbox.positions(set())[0] == newest
+    assert outbox.positions({"account:0"}) == (newest, 0)
+    # A pruning mark above every event: both positions are the mark.
+    OutboxMark.objects.update_or_create(pk=1, defaults={"pruned_through": newest + 10})
+    assert outbox.positions({account}) == (newest + 10, newest + 10)
