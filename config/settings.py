@@ -126,6 +126,8 @@ if DATABASE_URL:
             "timeout": env_int("TIDINGS_DB_POOL_TIMEOUT", 30, minimum=1, maximum=600),
         }
         DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django's pool requires it
+        # Django's backend, its pool's checkout check without a round trip (config/postgresql).
+        DATABASES["default"]["ENGINE"] = "config.postgresql"
 else:
     DATABASES = {
         "default": {
