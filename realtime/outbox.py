@@ -10,6 +10,7 @@ their transaction so the lock is held for as short a time as possible.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from functools import partial
 from typing import Any
 
@@ -17,7 +18,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from crm.sqlrows import insert_instances, prepared_cursor
+from crm.sqlrows import prepared_cursor
 from realtime.channel import announce_access_changed, publish_message, publish_messages
 from realtime.models import Event, OutboxMark
 
@@ -66,6 +67,8 @@ def record_event(*, stream: str, type: str, data: dict[str, Any], topic: str = "
     """
     if not connection.in_atomic_block:
         raise RuntimeError("record_event must run inside the transaction of the change.")
+    if connection.vendor == "postgresql":
+        return record_events([(stream, type, data, topic)])[0]
     _lock_sequencer()
     # Under the lock, the newest id is the event committed just before this one: the chain
     # every hub follows to notice a lost message.
@@ -75,14 +78,19 @@ def record_event(*, stream: str, type: str, data: dict[str, Any], topic: str = "
     return event
 
 
+# The lock, the newest id, the new ids and the INSERT in one statement (PostgreSQL): see
+# realtime/migrations/0005_append_events.py for why a function, and how it stays correct.
+_APPEND_SQL = "SELECT event_id, event_prev_id FROM realtime_append_events(%s, %s, %s, %s, %s, %s)"
+
+
 def record_events(items: list[tuple[str, str, dict[str, Any], str]]) -> list[Event]:
     """`record_event` for many events at once: (stream, type, data, topic) each, in order.
 
-    One lock, one read of the newest id, one INSERT and one publish after commit, instead of
-    three statements and a publish per event: the inbound worker writes a batch of emails in
-    one transaction and this was half of its round trips. On PostgreSQL the ids are drawn from
-    the table's sequence under the lock, so they increase in commit order like `record_event`'s
-    and each event's `prev_id` is known before the INSERT.
+    On PostgreSQL one statement takes the sequencer lock, reads the newest id, draws the new ids
+    and INSERTs the events (`realtime_append_events`), and one publish follows the commit: three
+    round trips under the lock were one, and the inbound worker writes a batch of emails in one
+    transaction. The ids are drawn under the lock, so they increase in commit order like
+    `record_event`'s, and each event's `prev_id` is the one committed or written before it.
     """
     if not items:
         return []
@@ -90,34 +98,34 @@ def record_events(items: list[tuple[str, str, dict[str, Any], str]]) -> list[Eve
         raise RuntimeError("record_events must run inside the transaction of the change.")
     if connection.vendor != "postgresql":
         return [record_event(stream=s, type=t, data=d, topic=topic) for s, t, d, topic in items]
-    _lock_sequencer()
-    with connection.cursor() as cursor:
-        # The newest id and the new ids in one round trip. The statement starts after the lock
-        # is granted, so its snapshot sees every event committed before: the MAX is the
-        # predecessor (a MAX in the locking statement could miss the previous holder's row).
-        cursor.execute(
-            "SELECT (SELECT MAX(id) FROM realtime_event),"
-            " ARRAY(SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s))",
-            [Event._meta.db_table, len(items)],
-        )
-        newest, ids = cursor.fetchone()
-    prev_id = newest or None
     now = timezone.now()
-    events = []
-    for event_id, (stream, type, data, topic) in zip(sorted(ids), items, strict=True):
-        events.append(
-            Event(
-                id=event_id,
-                stream=stream,
-                topic=topic,
-                prev_id=prev_id,
-                type=type,
-                data=data,
-                created_at=now,
-            )
+    encoder = Event._meta.get_field("data").encoder  # type: ignore[union-attr]
+    params = [
+        SEQUENCER_LOCK_KEY,
+        [stream for stream, _, _, _ in items],
+        [topic for _, _, _, topic in items],
+        [type for _, type, _, _ in items],
+        [json.dumps(data, cls=encoder) for _, _, data, _ in items],
+        now,
+    ]
+    with prepared_cursor() as cursor:
+        cursor.execute(_APPEND_SQL, params)
+        written = sorted(cursor.fetchall())  # in id order, which is the order given
+    events = [
+        Event(
+            id=event_id,
+            stream=stream,
+            topic=topic,
+            prev_id=prev_id,
+            type=type,
+            data=data,
+            created_at=now,
         )
-        prev_id = event_id
-    insert_instances(events, database_ids=False)  # ids drawn under the lock, above
+        for (event_id, prev_id), (stream, type, data, topic) in zip(written, items, strict=True)
+    ]
+    for event in events:
+        event._state.adding = False
+        event._state.db = connection.alias
     _publish_after_commit(partial(publish_messages, [e.as_message() for e in events]))
     return events
 

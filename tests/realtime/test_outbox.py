@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from functools import partial
 from typing import Any
 
@@ -56,11 +57,12 @@ async def test_a_post_is_published_before_other_after_commit_work_in_channel_ord
     assert seen_after_commit == ["access", *post_messages]
 
 
-def test_events_recorded_together_are_stored_as_one_chain_in_three_statements(
+def test_events_recorded_together_are_stored_as_one_chain_in_one_statement(
     cast: Cast,
 ) -> None:
-    """`record_events` writes its rows by hand (one lock, one statement for the predecessor and
-    the ids, one INSERT): what is stored is what the ORM would have stored, JSON included."""
+    """`record_events` writes its rows by hand (`realtime_append_events`: the lock, the
+    predecessor, the ids and the INSERT in one statement): what is stored is what the ORM would
+    have stored, JSON included."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -78,13 +80,82 @@ def test_events_recorded_together_are_stored_as_one_chain_in_three_statements(
                 ("team:1", "activity.created", data, ""),
             ]
         )
-    assert len(statements) == 3
+    assert len(statements) == 1
     stored = list(Event.objects.filter(id__gt=before).order_by("id"))
     assert [(e.id, e.prev_id, e.stream, e.topic, e.type, e.data) for e in stored] == [
         (made[0].id, before or None, "account:1", "thread:7", "activity.created", data),
         (made[1].id, made[0].id, "team:1", "", "activity.created", data),
     ]
     assert stored[0].created_at == made[0].created_at is not None
+
+
+def test_a_writer_waiting_for_the_sequencer_chains_to_the_event_it_waited_for(
+    cast: Cast,
+) -> None:
+    """B asks for the lock while A holds it; once A commits, B's event follows A's.
+
+    The predecessor is read inside `realtime_append_events` after the lock is granted: read in
+    the statement that waited (one snapshot, taken before A committed), B would chain to the
+    event before A's, and every hub would take A's event for lost."""
+    from realtime import outbox
+    from realtime.models import Event
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises its writers from their first statement")
+    waiting_sql = (
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        " AND objid = %s AND database = (SELECT oid FROM pg_database"
+        " WHERE datname = current_database())"
+    )
+    a_recorded, b_waiting = threading.Event(), threading.Event()
+    made: dict[str, Event] = {}
+
+    def writer(name: str, before_commit: threading.Event | None) -> None:
+        try:
+            with transaction.atomic():
+                (made[name],) = outbox.record_events([(f"user:{name}", "t", {"w": name}, "")])
+                if before_commit is not None:
+                    a_recorded.set()
+                    assert before_commit.wait(10), "B never queued for the lock"
+        finally:
+            connection.close()
+
+    a = threading.Thread(target=writer, args=("a", b_waiting))
+    b = threading.Thread(target=writer, args=("b", None))
+    a.start()
+    assert a_recorded.wait(10)
+    b.start()
+    with connection.cursor() as cursor:  # B is queued behind A's lock: a condition, polled
+        for _ in range(1000):
+            cursor.execute(waiting_sql, [outbox.SEQUENCER_LOCK_KEY & 0xFFFFFFFF])
+            if cursor.fetchone()[0] == 1:
+                break
+        else:
+            pytest.fail("B never waited for the sequencer")
+    b_waiting.set()
+    a.join()
+    b.join()
+    stored = {e.stream: e for e in Event.objects.filter(id__in=[made["a"].id, made["b"].id])}
+    assert stored["user:b"].prev_id == stored["user:a"].id == made["b"].prev_id
+    assert stored["user:b"].id > stored["user:a"].id
+
+
+def test_after_pruning_left_no_event_the_next_chains_to_the_mark(cast: Cast) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from realtime import outbox
+
+    with transaction.atomic():
+        outbox.record_events([("user:1", "t", {"n": 1}, "")])
+    outbox.prune_events(older_than=timezone.now() + timedelta(seconds=1))
+    mark = outbox.pruned_through()
+    assert mark > 0
+    with transaction.atomic():
+        single = outbox.record_event(stream="user:1", type="t", data={"n": 2})
+        batch = outbox.record_events([("user:1", "t", {"n": 3}, ""), ("user:2", "t", {}, "")])
+    assert (single.prev_id, batch[0].prev_id, batch[1].prev_id) == (mark, single.id, batch[0].id)
 
 
 def test_a_batch_larger_than_one_insert_is_stored_whole(cast: Cast) -> None:
