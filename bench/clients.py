@@ -274,6 +274,7 @@ class Phase:
     http: list[float] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     last: list[float] = field(default_factory=list)
+    first: list[float] = field(default_factory=list)  # per post: to the first follower it reached
     missing: int = 0
     duplicates: int = 0
     out_of_order: int = 0
@@ -284,8 +285,9 @@ class Phase:
     last_received: float = 0.0
     wall: float = 0.0
     # Per post: (sent, seconds after the phase's first post; HTTP answer time; followers reached;
-    # median and max delivery latency).
-    series: list[tuple[float, float, int, float, float]] = field(default_factory=list)
+    # first, median and last delivery latency). The first follower's delay is the path before
+    # the fan-out; last minus first is the fan-out through server and client.
+    series: list[tuple[float, float, int, float, float, float]] = field(default_factory=list)
 
     @property
     def deliveries(self) -> int:
@@ -454,9 +456,11 @@ def _analyse(group: Group) -> None:
     # Latency to the last follower is only defined for posts that reached every follower.
     for phase in group.phases:
         phase.last = [last[a] for a in phase.sent if reached[a] == group.size]
+        phase.first = [min(per_post[a]) for a in phase.sent if per_post[a]]
         for (activity, sent), http in zip(phase.sent.items(), phase.http, strict=True):
             delays = sorted(per_post[activity])
             median = delays[len(delays) // 2] if delays else math.nan
+            first, longest = (delays[0], delays[-1]) if delays else (math.nan, math.nan)
             phase.series.append(
-                (sent - phase.first_sent, http, len(delays), median, max(delays, default=math.nan))
+                (sent - phase.first_sent, http, len(delays), first, median, longest)
             )

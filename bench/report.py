@@ -49,7 +49,12 @@ class Result:
         phase = self.phases.get(name)
         if phase is None:
             return math.nan
-        values = {"each": phase.latencies, "last": phase.last, "http": phase.http}[what]
+        values = {
+            "each": phase.latencies,
+            "first": phase.first,
+            "last": phase.last,
+            "http": phase.http,
+        }[what]
         return pct(values, q) * 1000
 
     def per_connection_kib(self, connections: int) -> float:
@@ -85,6 +90,8 @@ def figures_table(results: Sequence[Result], plan: Any) -> list[str]:
         ("p50 to each follower (ms)", lambda r: fmt(r.ms("small", "each", 50))),
         ("p99 to each follower (ms)", lambda r: fmt(r.ms("small", "each", 99))),
         ("p99 to the last follower (ms)", lambda r: fmt(r.ms("small", "last", 99))),
+        # The path before the fan-out: the request, its statements, the commit, the hand-over.
+        ("p50 / p99 to the first follower (ms)", lambda r: _pair(r, "small", "first", 99)),
         ("HTTP POST answered, p50 (ms)", lambda r: fmt(r.ms("small", "http", 50))),
         (f"**{big:,} followers**, posts one at a time", lambda r: ""),
         ("posts measured", lambda r: _posts(r, "big", plan.budget)),

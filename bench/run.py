@@ -444,9 +444,9 @@ def dump(results: list[Result], folder: Path) -> None:
         for name, phase in result.phases.items():
             with (folder / f"{result.key}-{name}.csv").open("w", newline="") as out:
                 writer = csv.writer(out)
-                writer.writerow(["sent_s", "reached", "http_ms", "median_ms", "max_ms"])
-                for sent, http, reached, median, longest in phase.series:
-                    times = [f"{value * 1000:.1f}" for value in (http, median, longest)]
+                writer.writerow(["sent_s", "reached", "http_ms", "first_ms", "median_ms", "max_ms"])
+                for sent, http, reached, first, median, longest in phase.series:
+                    times = [f"{value * 1000:.1f}" for value in (http, first, median, longest)]
                     writer.writerow([f"{sent:.3f}", reached, *times])
     print(f"bench: per-post series in {folder}")
 
