@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 import weakref
 from collections import defaultdict
@@ -30,9 +31,60 @@ POLL = 1.0
 FETCH_LIMIT = 1000
 # channels-redis forgets group members after a day; the hub rejoins well before that.
 REJOIN_EVERY = 3600.0
+# While Redis or PostgreSQL stays down, a reminder that it still is, at most this often.
+OUTAGE_REMINDER_EVERY = 60.0
 # The safety-net re-check waits this long after the first socket asks, so that the event that made
 # the verdicts stale reaches every socket first and all of them are answered in one batch.
 RECHECK_BATCH_WAIT = 0.1
+
+
+class Outage:
+    """The log of one thing the hub depends on failing: the first failure with its traceback,
+    a reminder at most every `OUTAGE_REMINDER_EVERY` while it lasts, and the recovery.
+
+    The hub retries every `POLL` seconds; logging every attempt wrote a traceback a second for as
+    long as Redis was down, burying whatever else the process had to say."""
+
+    def __init__(self, what: str, clock: Any = time.monotonic) -> None:
+        self.what = what
+        self.clock = clock
+        self.since: float | None = None
+        self.attempts = 0
+        self.reminded_at = 0.0
+
+    def failed(self) -> None:
+        """Call from the `except` block of a failed attempt."""
+        now = self.clock()
+        self.attempts += 1
+        if self.since is None:
+            self.since = self.reminded_at = now
+            log.exception("event hub: %s failed; retrying every %.0f s", self.what, POLL)
+        elif now - self.reminded_at >= OUTAGE_REMINDER_EVERY:
+            self.reminded_at = now
+            log.error(
+                "event hub: %s still failing (%d attempts in %.0f s): %s",
+                self.what,
+                self.attempts,
+                now - self.since,
+                _last_error(),
+            )
+
+    def worked(self) -> None:
+        if self.since is None:
+            return
+        log.warning(
+            "event hub: %s works again, after %d failed attempts in %.1f s",
+            self.what,
+            self.attempts,
+            self.clock() - self.since,
+        )
+        self.since = None
+        self.attempts = 0
+
+
+def _last_error() -> str:
+    error = sys.exc_info()[1]
+    return f"{type(error).__name__}: {error}" if error is not None else "(no exception)"
 
 
 class Listener(Protocol):
@@ -61,6 +113,8 @@ class Hub:
         # Listeners waiting for the batched safety-net re-check (realtime/verdicts.py).
         self.stale: set[Listener] = set()
         self.recheck_task: asyncio.Task[None] | None = None
+        self.layer_outage = Outage("receiving from the channel layer")
+        self.outbox_outage = Outage("reading the outbox")
 
     # --- registration, called by consumers on the event loop ---------------------------------
 
@@ -95,6 +149,7 @@ class Hub:
                     await channel.join_all_events(self.channel_name)
                     joined_at = time.monotonic()
                 message = await channel.receive(self.channel_name, timeout=self._timeout())
+                self.layer_outage.worked()
                 if message is not None and message.get("type") == "presence":
                     await self._presence_changed(str(message["stream"]))
                 elif message is not None:
@@ -103,17 +158,18 @@ class Hub:
                 raise
             except Exception:
                 # Redis down: the outbox (below) keeps delivering meanwhile.
-                log.exception("event hub: receive failed; retrying")
+                self.layer_outage.failed()
                 joined_at = None
                 await asyncio.sleep(POLL)
             try:
                 await self._drain()
                 await self._refresh_presence()
+                self.outbox_outage.worked()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 # Database down: keep going; the outbox will fill the hole later.
-                log.exception("event hub: reading the outbox failed; retrying")
+                self.outbox_outage.failed()
                 await asyncio.sleep(POLL)
 
     async def _join(self) -> float | None:
@@ -134,10 +190,13 @@ class Hub:
         later event is ordered against, so the hub cannot start without it)."""
         while True:
             try:
-                return await in_sync_thread(outbox.newest_event_id)()
+                newest = await in_sync_thread(outbox.newest_event_id)()
             except Exception:
-                log.exception("event hub: reading the outbox failed; retrying")
+                self.outbox_outage.failed()
                 await asyncio.sleep(POLL)
+            else:
+                self.outbox_outage.worked()
+                return newest
 
     def attach(self, user_id: int, listener: Listener) -> None:
         self.connections[user_id].add(listener)
