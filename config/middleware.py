@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+
+log = logging.getLogger(__name__)
 
 # No inline script anywhere: pages load their JavaScript from /static/. Styles may be inline
 # because the vendored Swagger UI sets some; scripts may not.
@@ -30,4 +35,41 @@ class ContentSecurityPolicyMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        return response
+
+
+DATABASE_UNAVAILABLE = "The database is not answering. Nothing was changed; try again in a moment."
+RETRY_AFTER_SECONDS = 5
+
+
+class DatabaseUnavailableMiddleware:
+    """A request that cannot reach PostgreSQL (down, restarting, the pool out of connections past
+    its timeout) is answered 503 with Retry-After: JSON under /api/, a page elsewhere.
+
+    Django answered such a request 500, with an HTML page even to API clients, as if the request
+    were at fault. Nothing was written (the transaction could not commit), so the client may
+    simply send it again. The page is plain HTML: the site's layout reads the user, which needs
+    the database that is missing.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        log.warning("database unavailable for %s %s: %s", request.method, request.path, exception)
+        response: HttpResponse
+        if request.path.startswith("/api/"):
+            response = JsonResponse(
+                {"detail": DATABASE_UNAVAILABLE, "code": "database_unavailable"}, status=503
+            )
+        else:
+            response = HttpResponse(
+                render_to_string("503.html", {"message": DATABASE_UNAVAILABLE}), status=503
+            )
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
