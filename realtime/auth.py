@@ -3,11 +3,13 @@
 Two ways in: a browser with its session cookie, which must come from an allowed Origin
 (cross-site WebSocket hijacking otherwise rides the cookie), or an API client with a single-use
 ticket, which may send no Origin but never a foreign one. The verdict is left in the scope for the
-consumer, which closes with 4403 (origin) or 4401 (no user) without reading a single message.
+consumer, which closes with 4403 (origin) or 4401 (no user) without reading a single message,
+or with 4503 (try again later) when the database could not say who it is.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,11 +20,16 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.http.request import split_domain_port, validate_host
 
-from realtime.db import in_worker
+from realtime.db import DATABASE_AWAY, in_worker
 from realtime.tickets import redeem_ticket
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_BAD_ORIGIN = 4403
+# PostgreSQL was out of reach: reconnect later (HTTP's 503, as 4401 and 4403 mirror 401 and 403;
+# RFC 6455's own 1013 is refused by autobahn, which lets a server send only 1000 and 3000-4999).
+# A ticket is not spent by a redemption that could not run: the client may reconnect with it.
+CLOSE_TRY_AGAIN = 4503
+log = logging.getLogger(__name__)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -67,6 +74,19 @@ class WebSocketSessionMiddleware(SessionMiddleware):
         return await self.inner(wrapper.scope, receive, send)
 
 
+class WebSocketAuthMiddleware(AuthMiddleware):
+    """channels' AuthMiddleware; a session user that cannot be read because PostgreSQL is away
+    makes the connection close with CLOSE_TRY_AGAIN instead of failing the handshake with 500."""
+
+    async def resolve_scope(self, scope: dict[str, Any]) -> None:
+        try:
+            await super().resolve_scope(scope)
+        except DATABASE_AWAY as error:
+            log.warning("WebSocket connect: the session user could not be read: %s", error)
+            scope["user"]._wrapped = AnonymousUser()
+            scope["realtime_reject"] = CLOSE_TRY_AGAIN
+
+
 class SessionGate:
     """Inner middleware of a browser's connection: runs after the session user is resolved."""
 
@@ -79,6 +99,8 @@ class SessionGate:
         origin = _origin_of(scope)
         if origin is None or not is_origin_allowed(scope, origin):
             scope["realtime_reject"] = CLOSE_BAD_ORIGIN
+        elif scope.get("realtime_reject"):
+            pass  # the session's user could not be read (WebSocketAuthMiddleware)
         elif not scope["user"].is_authenticated or not scope["user"].is_active:
             scope["realtime_reject"] = CLOSE_UNAUTHENTICATED
         return await self.app(scope, receive, send)
@@ -94,7 +116,7 @@ class RealtimeGate:
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        session_user = AuthMiddleware(SessionGate(app))
+        session_user = WebSocketAuthMiddleware(SessionGate(app))
         self.browser = CookieMiddleware(WebSocketSessionMiddleware(session_user))
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
@@ -105,11 +127,18 @@ class RealtimeGate:
         scope = dict(scope)
         scope["auth_method"] = "ticket"
         # Off the thread-sensitive thread: a reconnect storm redeems tickets in parallel.
-        user = await in_worker(redeem_ticket)(tickets[0])
+        try:
+            user = await in_worker(redeem_ticket)(tickets[0])
+            away = False
+        except DATABASE_AWAY as error:
+            log.warning("WebSocket connect: the ticket could not be redeemed: %s", error)
+            user, away = None, True
         scope["user"] = user or AnonymousUser()
         origin = _origin_of(scope)
         if origin is not None and not is_origin_allowed(scope, origin):
             scope["realtime_reject"] = CLOSE_BAD_ORIGIN
+        elif away:
+            scope["realtime_reject"] = CLOSE_TRY_AGAIN
         elif user is None:
             scope["realtime_reject"] = CLOSE_UNAUTHENTICATED
         return await self.app(scope, receive, send)

@@ -23,9 +23,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from realtime import channel, outbox, presence, streams, verdicts
-from realtime.auth import CLOSE_UNAUTHENTICATED, connection_is_valid
+from realtime.auth import CLOSE_TRY_AGAIN, CLOSE_UNAUTHENTICATED, connection_is_valid
 from realtime.backpressure import prepare, prepared_sender, send_buffer_probe
-from realtime.db import in_worker
+from realtime.db import DATABASE_AWAY, in_worker
 from realtime.hub import Hub, get_hub
 
 log = logging.getLogger(__name__)
@@ -246,7 +246,12 @@ class StreamConsumer(AsyncWebsocketConsumer):
             self._unlisten(sub)
         if self.hub is not None and self.connection_id in self.hub.present:
             self.hub.present.discard(self.connection_id)
-            left = await db(presence.leave)(connection=self.connection_id)
+            try:
+                left = await db(presence.leave)(connection=self.connection_id)
+            except DATABASE_AWAY as error:
+                # The rows are no longer refreshed: they go stale (presence.STALE_AFTER).
+                log.warning("WebSocket disconnect: presence not cleared: %s", error)
+                return
             for stream in left:
                 await channel.announce_presence(stream)
 
@@ -396,12 +401,19 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.send_error("bad_request", content)
             return
         op = content.get("op")
-        if op == "subscribe":
-            async with self.lock:
-                await self.op_subscribe(content)
-        elif op == "unsubscribe":
-            async with self.lock:
-                await self.op_unsubscribe(content)
+        if op in ("subscribe", "unsubscribe"):
+            try:
+                async with self.lock:
+                    if op == "subscribe":
+                        await self.op_subscribe(content)
+                    else:
+                        await self.op_unsubscribe(content)
+            except DATABASE_AWAY as error:
+                # Nothing can be read or checked: the client reconnects and resumes from its
+                # cursors (the browser client does so with backoff), instead of a crash (1011).
+                log.warning("WebSocket %s: the database is away: %s", op, error)
+                self._forget_all()
+                await self.close(code=CLOSE_TRY_AGAIN, reason="database unavailable")
         elif op == "ping":
             await self.send_json({"type": "pong"})
         else:

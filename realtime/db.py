@@ -15,7 +15,11 @@ from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
 from channels.db import database_sync_to_async
-from django.db import connections
+from django.db import InterfaceError, OperationalError, connections
+
+# What a read raises when PostgreSQL is out of reach (down, restarting, the pool empty past its
+# timeout): the connection is closed with CLOSE_TRY_AGAIN rather than crashed (1011).
+DATABASE_AWAY = (OperationalError, InterfaceError)
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -1,6 +1,8 @@
 """PostgreSQL out of reach of a running web process: requests fail cleanly (503, Retry-After,
 nothing written) and the process heals by itself when the database is back (RELIABILITY.md,
-"Restarting PostgreSQL").
+"Restarting PostgreSQL"). WebSockets close with 4503 (try again later), not 1011 or a 500
+handshake; a ticket that could not be redeemed is not spent, and resuming from a cursor after the
+outage gets what was written since.
 
 The outage is real: daphne reaches PostgreSQL through a TCP relay that the test cuts (every
 connection closed, new ones refused) and restores, as a database restart or a network partition
@@ -25,10 +27,11 @@ from rest_framework.authtoken.models import Token
 
 from config.middleware import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 from feed.models import Activity
+from realtime.auth import CLOSE_TRY_AGAIN
 from tests import servers, services
 from tests.conftest import Cast
-from tests.service.conftest import StartServer, in_db_thread
-from tests.service.test_faults import BrowserSession
+from tests.service.conftest import Api, Sockets, StartServer, assert_activity_event, in_db_thread
+from tests.service.test_faults import BrowserSession, subscribed
 
 pytestmark = pytest.mark.service
 
@@ -124,7 +127,11 @@ def _request(
 
 
 async def test_requests_get_503_while_postgresql_is_away_and_work_again_after(
-    transactional_db: None, cast: Cast, relay: CuttableRelay, start_server: StartServer
+    transactional_db: None,
+    cast: Cast,
+    relay: CuttableRelay,
+    start_server: StartServer,
+    sockets: Sockets,
 ) -> None:
     direct = services.database_url_for_subprocess()
     relayed = direct.replace(
@@ -148,6 +155,10 @@ async def test_requests_get_503_while_postgresql_is_away_and_work_again_after(
         _request, server, "GET", "/accounts/", headers=browser.cookie_header()
     )
     assert status == 200
+    api, stream = Api(server), f"account:{cast.account.pk}"
+    live = await sockets.open(ticket=await api.ticket(token), server=server)
+    cursor = await subscribed(live, stream)
+    spare_ticket = await api.ticket(token)
 
     relay.cut()
     started = time.monotonic()
@@ -168,6 +179,17 @@ async def test_requests_get_503_while_postgresql_is_away_and_work_again_after(
     assert "briefly unavailable" in page and DATABASE_UNAVAILABLE in page
     assert headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
 
+    # WebSockets: a new connection by ticket or by cookie, and a subscribe on an open one.
+    by_ticket = await sockets.open(ticket=spare_ticket, server=server)
+    assert await by_ticket.close_code() == CLOSE_TRY_AGAIN
+    by_cookie = await sockets.open(
+        origin=server.http_url, headers=browser.cookie_header(), server=server
+    )
+    assert await by_cookie.close_code() == CLOSE_TRY_AGAIN
+    await live.ping()  # no database needed: the connection is still served
+    await live.send({"op": "subscribe", "stream": "home", "since": None})
+    assert await live.close_code() == CLOSE_TRY_AGAIN
+
     relay.restore()
     deadline = time.monotonic() + HEAL_WITHIN_SECONDS
     while True:  # the pool reconnects on its own schedule: each try is a real request
@@ -182,6 +204,13 @@ async def test_requests_get_503_while_postgresql_is_away_and_work_again_after(
         lambda: list(Activity.objects.filter(account=cast.account).values_list("body", flat=True))
     )
     assert "Written after" in bodies and "Written while away" not in bodies
+
+    # The ticket of the refused connect was not spent; resuming from the cursor gets the post.
+    resumed = await sockets.open(ticket=spare_ticket, server=server)
+    await subscribed(resumed, stream, since=cursor)
+    frame = await resumed.recv()
+    assert assert_activity_event(frame, stream) > int(cursor)
+    assert frame["data"]["body"] == "Written after"
     status, _, _ = await asyncio.to_thread(
         _request, server, "GET", "/accounts/", headers=browser.cookie_header()
     )
