@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+
+from config.dbfaults import is_database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,9 @@ class ContentSecurityPolicyMiddleware:
         return response
 
 
-DATABASE_UNAVAILABLE = "The database is not answering. Nothing was changed; try again in a moment."
+DATABASE_UNAVAILABLE = (
+    "The database is not answering, so this request could not be completed. Try again in a moment."
+)
 RETRY_AFTER_SECONDS = 5
 
 
@@ -47,9 +50,9 @@ class DatabaseUnavailableMiddleware:
     its timeout) is answered 503 with Retry-After: JSON under /api/, a page elsewhere.
 
     Django answered such a request 500, with an HTML page even to API clients, as if the request
-    were at fault. Nothing was written (the transaction could not commit), so the client may
-    simply send it again. The page is plain HTML: the site's layout reads the user, which needs
-    the database that is missing.
+    were at fault. Other database errors (a missing table, a deadlock, a statement timeout) stay
+    500s with their tracebacks (config/dbfaults.py). The page is plain HTML: the site's layout
+    reads the user, which needs the database that is missing.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -59,7 +62,7 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, OperationalError | InterfaceError):
+        if not is_database_unavailable(exception):
             return None
         log.warning("database unavailable for %s %s: %s", request.method, request.path, exception)
         response: HttpResponse

@@ -20,6 +20,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.http.request import split_domain_port, validate_host
 
+from config.dbfaults import is_database_unavailable
 from realtime.db import DATABASE_AWAY, in_worker
 from realtime.tickets import redeem_ticket
 
@@ -82,6 +83,8 @@ class WebSocketAuthMiddleware(AuthMiddleware):
         try:
             await super().resolve_scope(scope)
         except DATABASE_AWAY as error:
+            if not is_database_unavailable(error):
+                raise
             log.warning("WebSocket connect: the session user could not be read: %s", error)
             scope["user"]._wrapped = AnonymousUser()
             scope["realtime_reject"] = CLOSE_TRY_AGAIN
@@ -131,6 +134,8 @@ class RealtimeGate:
             user = await in_worker(redeem_ticket)(tickets[0])
             away = False
         except DATABASE_AWAY as error:
+            if not is_database_unavailable(error):
+                raise
             log.warning("WebSocket connect: the ticket could not be redeemed: %s", error)
             user, away = None, True
         scope["user"] = user or AnonymousUser()

@@ -22,6 +22,7 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from config.dbfaults import is_database_unavailable
 from realtime import channel, outbox, presence, streams, verdicts
 from realtime.auth import CLOSE_TRY_AGAIN, CLOSE_UNAUTHENTICATED, connection_is_valid
 from realtime.backpressure import prepare, prepared_sender, send_buffer_probe
@@ -249,6 +250,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
             try:
                 left = await db(presence.leave)(connection=self.connection_id)
             except DATABASE_AWAY as error:
+                if not is_database_unavailable(error):
+                    raise
                 # The rows are no longer refreshed: they go stale (presence.STALE_AFTER).
                 log.warning("WebSocket disconnect: presence not cleared: %s", error)
                 return
@@ -409,6 +412,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
                     else:
                         await self.op_unsubscribe(content)
             except DATABASE_AWAY as error:
+                if not is_database_unavailable(error):
+                    raise
                 # Nothing can be read or checked: the client reconnects and resumes from its
                 # cursors (the browser client does so with backoff), instead of a crash (1011).
                 log.warning("WebSocket %s: the database is away: %s", op, error)
@@ -492,7 +497,14 @@ class StreamConsumer(AsyncWebsocketConsumer):
         await channel.announce_presence(sub.name)
 
     async def _depart(self, stream: str) -> None:
-        await db(presence.leave)(connection=self.connection_id, stream=stream)
+        try:
+            await db(presence.leave)(connection=self.connection_id, stream=stream)
+        except DATABASE_AWAY as error:
+            if not is_database_unavailable(error):
+                raise
+            # The row is no longer refreshed: it goes stale (presence.STALE_AFTER).
+            log.warning("WebSocket: presence on %s not cleared: %s", stream, error)
+            return
         await channel.announce_presence(stream)
 
     async def op_unsubscribe(self, content: dict[str, Any]) -> None:

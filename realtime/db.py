@@ -18,7 +18,8 @@ from channels.db import database_sync_to_async
 from django.db import InterfaceError, OperationalError, connections
 
 # What a read raises when PostgreSQL is out of reach (down, restarting, the pool empty past its
-# timeout): the connection is closed with CLOSE_TRY_AGAIN rather than crashed (1011).
+# timeout), among other database errors: `config.dbfaults.is_database_unavailable` tells which. A
+# socket is then closed with CLOSE_TRY_AGAIN rather than crashed (1011).
 DATABASE_AWAY = (OperationalError, InterfaceError)
 
 P = ParamSpec("P")

@@ -28,6 +28,11 @@ FORWARD = [
         previous bigint;
         ids bigint[];
     BEGIN
+        IF current_setting('transaction_isolation') <> 'read committed' THEN
+            -- One snapshot for the whole transaction: MAX(id) could predate the lock.
+            RAISE EXCEPTION 'realtime_append_events needs READ COMMITTED, not %',
+                current_setting('transaction_isolation');
+        END IF;
         PERFORM pg_advisory_xact_lock(lock_key);
         -- A statement of its own, so a snapshot taken after the lock was granted. When pruning
         -- has emptied the table, the newest event committed is the pruning mark.

@@ -482,7 +482,7 @@
   function onMessage(message) {
     let frame;
     try { frame = JSON.parse(message.data); } catch (e) { return; }
-    if (frame.type === "subscribed") setStatus("online");
+    if (frame.type === "subscribed") { attempt = 0; setStatus("online"); }
     if (frame.stream && frame.cursor && frame.stream in cursors) cursors[frame.stream] = frame.cursor;
     if (frame.stream === "notifications") { onNotification(frame); return; }
     if (!timeline || (frame.stream && frame.stream !== stream)) return;
@@ -501,7 +501,10 @@
     currentSocket = socket;
     setStatus("connecting");
     socket.addEventListener("open", function () {
-      attempt = 0;
+      // The backoff starts over once a subscription is answered, not at "open": the server
+      // accepts a socket it then closes (4503 while its database is away), and resetting here
+      // retried every second for as long as the outage lasted.
+      if (!timeline && !bell) attempt = 0;
       if (timeline) socket.send(JSON.stringify({ op: "subscribe", stream: stream, since: cursors[stream], presence: Boolean(viewersBox) }));
       if (bell) socket.send(JSON.stringify({ op: "subscribe", stream: "notifications", since: cursors.notifications }));
     });

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from functools import partial
 from typing import Any
 
@@ -104,8 +105,8 @@ def test_a_writer_waiting_for_the_sequencer_chains_to_the_event_it_waited_for(
         pytest.skip("SQLite serialises its writers from their first statement")
     waiting_sql = (
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-        " AND objid = %s AND database = (SELECT oid FROM pg_database"
-        " WHERE datname = current_database())"
+        " AND classid = 0 AND objid = %s AND objsubid = 1 AND database = (SELECT oid"
+        " FROM pg_database WHERE datname = current_database())"
     )
     a_recorded, b_waiting = threading.Event(), threading.Event()
     made: dict[str, Event] = {}
@@ -125,16 +126,19 @@ def test_a_writer_waiting_for_the_sequencer_chains_to_the_event_it_waited_for(
     a.start()
     assert a_recorded.wait(10)
     b.start()
-    with connection.cursor() as cursor:  # B is queued behind A's lock: a condition, polled
-        for _ in range(1000):
-            cursor.execute(waiting_sql, [outbox.SEQUENCER_LOCK_KEY & 0xFFFFFFFF])
-            if cursor.fetchone()[0] == 1:
-                break
-        else:
-            pytest.fail("B never waited for the sequencer")
-    b_waiting.set()
-    a.join()
-    b.join()
+    try:
+        deadline = time.monotonic() + 10
+        with connection.cursor() as cursor:  # B queued behind A's lock: a condition, polled
+            while True:
+                cursor.execute(waiting_sql, [outbox.SEQUENCER_LOCK_KEY & 0xFFFFFFFF])
+                if cursor.fetchone()[0] == 1:
+                    break
+                assert time.monotonic() < deadline, "B never waited for the sequencer"
+                cursor.execute("SELECT pg_sleep(0.005)")  # PostgreSQL's clock, between polls
+    finally:
+        b_waiting.set()  # also on failure, so that A does not wait in vain
+        a.join()
+        b.join()
     stored = {e.stream: e for e in Event.objects.filter(id__in=[made["a"].id, made["b"].id])}
     assert stored["user:b"].prev_id == stored["user:a"].id == made["b"].prev_id
     assert stored["user:b"].id > stored["user:a"].id

@@ -49,13 +49,18 @@ class CuttableRelay:
         self.links: set[socket.socket] = set()
         self.lock = threading.Lock()
         self.listener: socket.socket | None = None
+        self.is_cut = True
 
     def restore(self) -> None:
         listener = socket.create_server((servers.HOST, self.port))
+        with self.lock:
+            self.is_cut = False
         self.listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def cut(self) -> None:
+        with self.lock:
+            self.is_cut = True
         if self.listener is not None:
             _close(self.listener)  # shutdown wakes the thread blocked in accept()
             self.listener = None
@@ -77,6 +82,10 @@ class CuttableRelay:
                 client.close()
                 continue
             with self.lock:
+                if self.is_cut:  # accepted just before the cut: it must not outlive it
+                    _close(client)
+                    _close(upstream)
+                    return
                 self.links.update((client, upstream))
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
@@ -200,6 +209,7 @@ async def test_requests_get_503_while_postgresql_is_away_and_work_again_after(
             break
         assert status == 503, text[:500]
         assert time.monotonic() < deadline, "the server did not heal after the database came back"
+        await asyncio.sleep(0.2)  # the pool reconnects on its own back-off; nothing to await
     bodies = await in_db_thread(
         lambda: list(Activity.objects.filter(account=cast.account).values_list("body", flat=True))
     )
